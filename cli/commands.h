@@ -1,0 +1,9 @@
+/* Sub-commands of the hgad tool. Each takes the arguments after "hgad"
+ * (argv[0] is the sub-command's name), prints its own errors as one line on
+ * stderr, and returns the process exit code. */
+#ifndef HG_CLI_COMMANDS_H
+#define HG_CLI_COMMANDS_H
+
+int cmd_weights_info(int argc, char **argv);
+
+#endif
