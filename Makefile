@@ -8,12 +8,16 @@
 #   make clean
 
 CC      ?= cc
-OPT     ?= -O3
-CFLAGS  ?= $(OPT) -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fopenmp -I. -fPIC
+# CFLAGS/LDFLAGS are the user's (optimization, sanitizers); the project's own
+# flags are always added after them.
+CFLAGS  ?= -O3 -g
+LDFLAGS ?=
+HG_CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fopenmp -I. -fPIC
+HG_LDFLAGS := -fopenmp
 LDLIBS  += -lpng -ljpeg -lm
-LDFLAGS += -fopenmp
 BUILD   ?= build
+COMPILE := $(CC) $(CFLAGS) $(HG_CFLAGS)
+LINK    := $(CC) $(LDFLAGS) $(HG_LDFLAGS)
 
 LAYERS  := tensor autograd nn models datasets
 LIB_SRC := $(foreach d,$(LAYERS),$(wildcard $(d)/*.c))
@@ -43,22 +47,22 @@ check-deps:
 # Files named *_avx2.c hold AVX2/FMA kernels chosen at run time; only they get the flags.
 $(BUILD)/%_avx2.o: %_avx2.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -mavx2 -mfma -MMD -MP -c $< -o $@
+	$(COMPILE) -mavx2 -mfma -MMD -MP -c $< -o $@
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+	$(COMPILE) -MMD -MP -c $< -o $@
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
 $(HGAD): $(CLI_OBJ) $(LIB)
-	$(CC) $(LDFLAGS) $(CLI_OBJ) $(LIB) $(LDLIBS) -o $@
+	$(LINK) $(CLI_OBJ) $(LIB) $(LDLIBS) -o $@
 
 $(BUILD)/tests/%: tests/%.c $(TEST_UTIL) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) $< $(TEST_UTIL) $(LIB) -lcmocka $(LDLIBS) -o $@
+	$(COMPILE) $(LDFLAGS) $< $(TEST_UTIL) $(LIB) -lcmocka $(LDLIBS) -o $@
 
 test: check-deps $(TEST_BIN) $(HGAD)
 	@sh tests/run.sh $(BUILD) $(TEST_BIN)
@@ -66,7 +70,7 @@ test: check-deps $(TEST_BIN) $(HGAD)
 # Benchmarks link OpenBLAS for comparison only; the library never does.
 $(BUILD)/bench/%: bench/%.c $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) $< $(LIB) -lopenblas $(LDLIBS) -o $@
+	$(COMPILE) $(LDFLAGS) $< $(LIB) -lopenblas $(LDLIBS) -o $@
 
 bench: check-deps check-bench-deps $(BENCH_BIN)
 	@sh bench/run.sh $(BUILD) $(BENCH_BIN)
@@ -75,9 +79,9 @@ check-bench-deps:
 	@sh tools/check-deps.sh bench
 
 asan:
-	$(MAKE) BUILD=build-asan OPT=-O1 \
-	  CFLAGS_EXTRA= CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
-	  LDFLAGS="-fopenmp -fsanitize=address,undefined" test
+	$(MAKE) BUILD=build-asan \
+	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	  LDFLAGS="-fsanitize=address,undefined" test
 
 valgrind: check-deps $(TEST_BIN)
 	@HG_VALGRIND=1 sh tests/run.sh $(BUILD) $(TEST_BIN)
@@ -95,3 +99,23 @@ deps:
 	@SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	$$SUDO apt-get update -q && $$SUDO apt-get install -y -q --no-install-recommends \
 	  gcc make libc6-dev libgomp1 libpng-dev libjpeg62-turbo-dev libcmocka-dev
+
+# Fuzzing with clang's libFuzzer + ASan/UBSan: the safetensors reader and its JSON
+# parser, for FUZZ_TIME seconds, on build-fuzz/corpus (seeded from a copy of
+# tools/fuzz_corpus/safetensors; the committed seeds are never modified). Inputs
+# that crash are saved as build-fuzz/crashes/crash-*. No OpenMP here: the code
+# only uses it through pragmas, which are ignored.
+FUZZ_CC   ?= clang
+FUZZ_TIME ?= 60
+FUZZ_SRC  := tools/fuzz_safetensors.c nn/json.c nn/safetensors.c tensor/tensor.c tensor/error.c
+
+build-fuzz/fuzz_safetensors: $(FUZZ_SRC) nn/json.h nn/safetensors.h tensor/tensor.h tensor/error.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -I. -g -O1 -fno-omit-frame-pointer -Wno-unknown-pragmas \
+	  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined $(FUZZ_SRC) -lm -o $@
+
+fuzz: build-fuzz/fuzz_safetensors
+	@mkdir -p build-fuzz/corpus build-fuzz/crashes
+	cp tools/fuzz_corpus/safetensors/* build-fuzz/corpus/
+	build-fuzz/fuzz_safetensors -max_total_time=$(FUZZ_TIME) -print_final_stats=1 \
+	  -artifact_prefix=build-fuzz/crashes/ build-fuzz/corpus

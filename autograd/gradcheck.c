@@ -28,11 +28,13 @@ static hg_status objective(Objective *o, double *value) {
     hg_status s = HG_OK;
     char a[96], b[96];
     if (y == NULL)
-        s = hg_last_status() != HG_OK ? hg_last_status()
-                                      : hg_fail(HG_ERR_ARG, "gradcheck: the function returned NULL");
+        s = hg_last_status() != HG_OK
+                ? hg_last_status()
+                : hg_fail(HG_ERR_ARG, "gradcheck: the function returned NULL");
     else if (!tensor_same_shape(y->value, o->shape))
         s = hg_fail(HG_ERR_CHECK, "gradcheck: output shape changed from %s to %s",
-                    tensor_shape_str(o->shape, a, sizeof a), tensor_shape_str(y->value, b, sizeof b));
+                    tensor_shape_str(o->shape, a, sizeof a),
+                    tensor_shape_str(y->value, b, sizeof b));
     else
         s = tensor_to_array(y->value, o->buffer);
     if (s == HG_OK) {
@@ -62,6 +64,11 @@ static hg_status check_inputs(int n_inputs, Var **inputs) {
     for (int i = 0; i < n_inputs; i++) {
         if (inputs[i] == NULL) return hg_fail(HG_ERR_ARG, "gradcheck: input %d is NULL", i);
         if (inputs[i]->on_tape) return hg_fail(HG_ERR_ARG, "gradcheck: input %d is not a leaf", i);
+        /* Perturbing one stored element of an expanded value would move many. */
+        const Tensor *v = inputs[i]->value;
+        for (int d = 0; d < v->ndim; d++)
+            if (v->stride[d] == 0 && v->shape[d] > 1)
+                return hg_fail(HG_ERR_ARG, "gradcheck: input %d is expanded (stride 0)", i);
     }
     return HG_OK;
 }
@@ -69,8 +76,8 @@ static hg_status check_inputs(int n_inputs, Var **inputs) {
 /* The first pass: records f, back-propagates the weights and leaves dL/dx in
  * every input's grad. Also makes the weights (returned in *weights, a tensor of
  * the output's shape) and a copy of the output's shape (*shape). */
-static hg_status analytic_pass(GradcheckFn f, void *context, int n_inputs, Var **inputs,
-                               Tape *tape, uint64_t seed, Tensor **weights, Tensor **shape) {
+static hg_status analytic_pass(GradcheckFn f, void *context, int n_inputs, Var **inputs, Tape *tape,
+                               uint64_t seed, Tensor **weights, Tensor **shape) {
     for (int i = 0; i < n_inputs; i++) var_zero_grad(inputs[i]);
     Var *y = f(tape, inputs, context);
     if (y == NULL) {

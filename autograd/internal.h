@@ -46,6 +46,7 @@ static inline bool ag_save(Var *out, int slot, const Tensor *t) {
 /* Defines `static Tensor *name(const Tensor *a, const Tensor *b, float p)`:
  * out[i] = EXPR for same-shape a and b (any strides), where EXPR may use the
  * floats A, B and the parameter P. Returns NULL on allocation failure. */
+// clang-format off
 #define GRAD_KERNEL2(name, EXPR)                                                                   \
     static Tensor *name(const Tensor *a_, const Tensor *b_, float P) {                             \
         Tensor *ac_ = tensor_contiguous(a_), *bc_ = tensor_contiguous(b_);                         \
@@ -54,8 +55,8 @@ static inline bool ag_save(Var *out, int slot, const Tensor *t) {
             const float *pa_ = tensor_data(ac_), *pb_ = tensor_data(bc_);                          \
             float *po_ = tensor_data(out_);                                                        \
             int64_t n_ = tensor_numel(out_);                                                       \
-            _Pragma("omp parallel for if(n_ > AG_PARALLEL_MIN)") for (int64_t i_ = 0; i_ < n_;     \
-                                                                      i_++) {                      \
+            _Pragma("omp parallel for if(n_ > AG_PARALLEL_MIN)")                                   \
+            for (int64_t i_ = 0; i_ < n_; i_++) {                                                  \
                 float A = pa_[i_], B = pb_[i_];                                                    \
                 po_[i_] = (EXPR);                                                                  \
             }                                                                                      \
@@ -77,8 +78,8 @@ static inline bool ag_save(Var *out, int slot, const Tensor *t) {
             const float *pc_ = tensor_data(cc_);                                                   \
             float *po_ = tensor_data(out_);                                                        \
             int64_t n_ = tensor_numel(out_);                                                       \
-            _Pragma("omp parallel for if(n_ > AG_PARALLEL_MIN)") for (int64_t i_ = 0; i_ < n_;     \
-                                                                      i_++) {                      \
+            _Pragma("omp parallel for if(n_ > AG_PARALLEL_MIN)")                                   \
+            for (int64_t i_ = 0; i_ < n_; i_++) {                                                  \
                 float A = pa_[i_], B = pb_[i_], C = pc_[i_];                                       \
                 po_[i_] = (EXPR);                                                                  \
             }                                                                                      \
@@ -89,5 +90,6 @@ static inline bool ag_save(Var *out, int slot, const Tensor *t) {
         (void)P;                                                                                   \
         return out_;                                                                               \
     }
+// clang-format on
 
 #endif

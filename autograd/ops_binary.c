@@ -87,7 +87,7 @@ Var *ag_div(Tape *t, Var *a, Var *b) {
 }
 
 /* y = a / b:  dL/da = g / b,  dL/db = -g a / b^2 = -(g / b) y.  A = g / b, B = y. */
-GRAD_KERNEL2(div_grad_b, -A * B)
+GRAD_KERNEL2(div_grad_b, -A *B)
 static hg_status div_backward(Var *out) {
     Tensor *g_over_b = tensor_div(out->grad, out->saved[1]);
     if (g_over_b == NULL) return hg_last_status();
@@ -159,8 +159,8 @@ Var *ag_where(Tape *t, const Tensor *cond, Var *a, Var *b) {
         hg_fail(HG_ERR_ARG, "where: cond is NULL");
         return NULL;
     }
-    Var *out = record_binary(t, "where", a, b, tensor_where(cond, a->value, b->value),
-                             where_backward);
+    Var *out =
+        record_binary(t, "where", a, b, tensor_where(cond, a->value, b->value), where_backward);
     if (out == NULL || !ag_save(out, 0, cond)) return NULL;
     return out;
 }

@@ -40,8 +40,10 @@ static hg_status matmul_backward(Var *out) {
     bool ta = out->ints[0] && !a_vec, tb = out->ints[1] && !b_vec;
     Tensor *a = NULL, *b = NULL, *g = NULL, *grad = NULL;
     hg_status s = HG_OK;
-    if (va->requires_grad) b = b_vec ? tensor_unsqueeze(out->saved[1], -1) : tensor_ref(out->saved[1]);
-    if (vb->requires_grad) a = a_vec ? tensor_unsqueeze(out->saved[0], 0) : tensor_ref(out->saved[0]);
+    if (va->requires_grad)
+        b = b_vec ? tensor_unsqueeze(out->saved[1], -1) : tensor_ref(out->saved[1]);
+    if (vb->requires_grad)
+        a = a_vec ? tensor_unsqueeze(out->saved[0], 0) : tensor_ref(out->saved[0]);
     Tensor *g_row = a_vec ? tensor_unsqueeze(out->grad, b_vec ? 0 : -2) : tensor_ref(out->grad);
     g = g_row && b_vec ? tensor_unsqueeze(g_row, -1) : tensor_ref(g_row);
     tensor_free(g_row);

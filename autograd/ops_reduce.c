@@ -82,8 +82,8 @@ static hg_status mean_backward(Var *out) {
 /* ---- max ---- */
 Var *ag_max(Tape *t, Var *x, int ndims, const int *dims, bool keepdim) {
     if (!ag_check("max", t, 1, &x)) return NULL;
-    Var *out = record_reduction(t, "max", x, ndims, dims, tensor_max(x->value, ndims, dims, keepdim),
-                                max_backward);
+    Var *out = record_reduction(t, "max", x, ndims, dims,
+                                tensor_max(x->value, ndims, dims, keepdim), max_backward);
     if (out == NULL || !ag_save(out, 0, x->value) || !ag_save(out, 1, out->value)) return NULL;
     return out;
 }
@@ -116,8 +116,9 @@ static hg_status max_backward(Var *out) {
 /* ---- logsumexp ---- */
 Var *ag_logsumexp(Tape *t, Var *x, int ndims, const int *dims, bool keepdim) {
     if (!ag_check("logsumexp", t, 1, &x)) return NULL;
-    Var *out = record_reduction(t, "logsumexp", x, ndims, dims,
-                                tensor_logsumexp(x->value, ndims, dims, keepdim), logsumexp_backward);
+    Var *out =
+        record_reduction(t, "logsumexp", x, ndims, dims,
+                         tensor_logsumexp(x->value, ndims, dims, keepdim), logsumexp_backward);
     if (out == NULL || !ag_save(out, 0, x->value) || !ag_save(out, 1, out->value)) return NULL;
     return out;
 }

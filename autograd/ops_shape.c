@@ -187,8 +187,8 @@ hg_status ag_split(Tape *t, Var *x, int dim, int count, const int64_t *sizes, Va
                        tensor_shape_str(x->value, shape, sizeof shape));
     int64_t total = 0;
     for (int i = 0; i < count; i++) {
-        if (sizes[i] < 0) return hg_fail(HG_ERR_ARG, "split: piece %d has size %lld", i,
-                                         (long long)sizes[i]);
+        if (sizes[i] < 0)
+            return hg_fail(HG_ERR_ARG, "split: piece %d has size %lld", i, (long long)sizes[i]);
         total += sizes[i];
     }
     if (total != x->value->shape[d])
@@ -260,9 +260,9 @@ static hg_status index_select_backward(Var *out) {
 Var *ag_gather(Tape *t, Var *x, int dim, int index_ndim, const int64_t *index_shape,
                const int64_t *index) {
     if (!ag_check("gather", t, 1, &x)) return NULL;
-    Var *out = tape_record(t, "gather",
-                           tensor_gather(x->value, dim, index_ndim, index_shape, index), 1, &x,
-                           gather_backward);
+    Var *out =
+        tape_record(t, "gather", tensor_gather(x->value, dim, index_ndim, index_shape, index), 1,
+                    &x, gather_backward);
     if (out == NULL) return NULL;
     out->ints[0] = tensor_normalize_dim(dim, x->value->ndim);
     int64_t n = tensor_numel(out->value); /* the index has the output's shape */
@@ -281,7 +281,7 @@ Var *ag_gather(Tape *t, Var *x, int dim, int index_ndim, const int64_t *index_sh
 static hg_status gather_backward(Var *out) {
     const Tensor *xv = out->inputs[0]->value;
     if (out->context == NULL) return HG_OK; /* empty output: no gradient */
-    return var_accumulate_grad(out->inputs[0],
-                               tensor_scatter_add(xv->ndim, xv->shape, (int)out->ints[0],
-                                                  out->grad, out->context));
+    return var_accumulate_grad(
+        out->inputs[0],
+        tensor_scatter_add(xv->ndim, xv->shape, (int)out->ints[0], out->grad, out->context));
 }

@@ -127,7 +127,7 @@ Var *ag_reciprocal(Tape *t, Var *x) {
 }
 
 /* (1/x)' = -1/x^2 = -y^2  (A = y). */
-GRAD_KERNEL2(reciprocal_grad, -A * A * B)
+GRAD_KERNEL2(reciprocal_grad, -A *A *B)
 static hg_status reciprocal_backward(Var *out) {
     return give_x(out, reciprocal_grad(out->saved[0], out->grad, 0));
 }
@@ -172,7 +172,7 @@ Var *ag_sigmoid(Tape *t, Var *x) {
 }
 
 /* s' = s (1 - s)  (A = y = s). */
-GRAD_KERNEL2(sigmoid_grad, A * (1.0f - A) * B)
+GRAD_KERNEL2(sigmoid_grad, A *(1.0f - A) * B)
 static hg_status sigmoid_backward(Var *out) {
     return give_x(out, sigmoid_grad(out->saved[0], out->grad, 0));
 }
@@ -236,8 +236,8 @@ static hg_status gelu_backward(Var *out) {
 /* ---- softplus ---- */
 Var *ag_softplus(Tape *t, Var *x, float beta) {
     if (!ag_check("softplus", t, 1, &x)) return NULL;
-    Var *out =
-        record_unary(t, "softplus", x, tensor_softplus(x->value, beta), softplus_backward, KEEP_INPUT);
+    Var *out = record_unary(t, "softplus", x, tensor_softplus(x->value, beta), softplus_backward,
+                            KEEP_INPUT);
     if (out) out->scalars[0] = beta;
     return out;
 }
@@ -298,8 +298,8 @@ static hg_status scale_backward(Var *out) {
 
 Var *ag_add_scalar(Tape *t, Var *x, float value) {
     if (!ag_check("add_scalar", t, 1, &x)) return NULL;
-    return record_unary(t, "add_scalar", x, tensor_add_scalar(x->value, value),
-                        add_scalar_backward, KEEP_NOTHING);
+    return record_unary(t, "add_scalar", x, tensor_add_scalar(x->value, value), add_scalar_backward,
+                        KEEP_NOTHING);
 }
 
 static hg_status add_scalar_backward(Var *out) {

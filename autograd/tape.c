@@ -48,14 +48,14 @@ int64_t tape_size(const Tape *tape) {
 Var *tape_record(Tape *tape, const char *op, Tensor *value, int n_inputs, Var *const *inputs,
                  BackwardFn backward) {
     if (value == NULL) return NULL; /* the forward computation failed and said why */
-    if (!ag_check(op, tape, n_inputs, inputs)) {
-        tensor_free(value);
-        return NULL;
-    }
     if (n_inputs < 0 || n_inputs > VAR_MAX_INPUTS) {
         tensor_free(value);
         hg_fail(HG_ERR_ARG, "%s: %d inputs (at most %d can be recorded)", op, n_inputs,
                 VAR_MAX_INPUTS);
+        return NULL;
+    }
+    if (!ag_check(op, tape, n_inputs, inputs)) {
+        tensor_free(value);
         return NULL;
     }
     if (tape->count == tape->capacity) {

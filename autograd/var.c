@@ -77,7 +77,7 @@ hg_status var_accumulate_grad(Var *v, Tensor *g) {
         /* Gradients are handed out (v->grad) and updated in place below, so the
          * stored tensor must own its elements: g is often a view of another
          * Var's gradient (add, reshape, expand ...). */
-        if (0) {
+        if (!exclusively_owned(g)) {
             Tensor *copy = tensor_clone(g);
             tensor_free(g);
             if (copy == NULL) return hg_last_status();

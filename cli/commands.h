@@ -5,5 +5,6 @@
 #define HG_CLI_COMMANDS_H
 
 int cmd_weights_info(int argc, char **argv);
+int cmd_flow_run(int argc, char **argv);
 
 #endif

@@ -12,6 +12,7 @@ typedef struct Command {
 
 static const Command commands[] = {
     {"weights-info", cmd_weights_info, "list the tensors and metadata of a safetensors file"},
+    {"flow-run", cmd_flow_run, "run one level's flow and prior of a checkpoint on given vectors"},
 };
 static const int command_count = (int)(sizeof commands / sizeof commands[0]);
 

@@ -155,7 +155,7 @@ static const char *parse_headers(const uint8_t *b, size_t size, BmpInfo *info, b
         uint32_t n = used == 0 || used > (1u << bpp) ? 1u << bpp : used;
         size_t entry = core ? 3 : 4;
         /* Some writers declare more entries than they store; read what fits before the pixels. */
-        if (info->pixel_offset > table && (info->pixel_offset - table) / entry < n)
+        if (info->pixel_offset >= table && (info->pixel_offset - table) / entry < n)
             n = (uint32_t)((info->pixel_offset - table) / entry);
         if (size < table + n * entry) return "truncated BMP data";
         for (uint32_t i = 0; i < n; i++) {

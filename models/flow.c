@@ -28,6 +28,12 @@ static void chain_free(InvertibleModule *m) {
 
 static const InvertibleModuleOps chain_ops = {"chain", chain_forward, chain_free};
 
+const InvertibleModule *flow_chain_at(const InvertibleModule *m, int k) {
+    if (!m || m->ops != &chain_ops) return NULL;
+    const FlowChain *chain = (const FlowChain *)m;
+    return k >= 0 && k < chain->count ? chain->modules[k] : NULL;
+}
+
 void invertible_free(InvertibleModule *m) {
     if (m) m->ops->free(m);
 }

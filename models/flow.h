@@ -15,6 +15,10 @@ InvertibleModule *flow_chain_new(int count, InvertibleModule **modules);
 InvertibleModule *flow_coupling_chain_new(ParamSet *ps, const char *prefix, int blocks,
                                           const CouplingOptions *options, Rng *rng);
 
+/* Module k of a chain made by flow_chain_new (NULL when `m` is not a chain or
+ * k is out of range), e.g. to audit one block. */
+const InvertibleModule *flow_chain_at(const InvertibleModule *m, int k);
+
 /* Frees any invertible module (a chain frees its modules). NULL is fine. */
 void invertible_free(InvertibleModule *m);
 

@@ -92,3 +92,28 @@ hg_status hgad_flow_forward(const Hgad *model, int level, const Tensor *x, const
                             bool reverse, Tensor **z, Tensor **logdet);
 
 #endif
+
+/* ---- checkpoints (spec section 10) ----
+ * One safetensors file: parameters under the public code's names, the Adam
+ * state under "optimizer.*" (absent in files converted from the public code),
+ * and in __metadata__ the configuration as "hgad.*" strings plus the caller's
+ * own key/value pairs (backbone, image size, class names, score statistics). */
+#define HGAD_META_MAX 64
+
+typedef struct HgadMeta {
+    int count;
+    char keys[HGAD_META_MAX][64];
+    char values[HGAD_META_MAX][1024];
+} HgadMeta;
+
+/* Adds or replaces a key; HG_ERR_ARG when full or too long. */
+hg_status hgad_meta_set(HgadMeta *meta, const char *key, const char *value);
+const char *hgad_meta_get(const HgadMeta *meta, const char *key);
+
+/* Writes the model (and its optimizer state when with_optimizer) atomically. */
+hg_status hgad_save(const Hgad *model, const char *path, bool with_optimizer,
+                    const HgadMeta *extra);
+/* Rebuilds a model from a checkpoint: configuration from the metadata, then
+ * every parameter (strict), then the optimizer state when the file has one.
+ * `extra` (may be NULL) receives the metadata keys that are not "hgad.*". */
+Hgad *hgad_load(const char *path, HgadMeta *extra);

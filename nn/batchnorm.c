@@ -109,15 +109,17 @@ Tensor *batchnorm2d_forward(const Tensor *x, const Tensor *weight, const Tensor 
         pm[ch] = (float)mean[ch];
         pi[ch] = (float)(1.0 / sqrt(var[ch] + eps));
     }
-    /* y = x * scale + shift with scale = invstd * weight, shift = bias - mean * scale. */
+    /* y = x * scale + shift with scale = invstd * weight, shift = bias - mean * scale,
+     * in double from the unrounded statistics (so y is a smooth function of x up to
+     * its final rounding, which keeps finite-difference checks of training mode clean). */
 #pragma omp parallel for schedule(static) if (n * c * hw > BN_PARALLEL_MIN)
     for (int64_t q = 0; q < n * c; q++) {
         int64_t ch = q % c;
-        float scale = pi[ch] * vec_get(weight, ch, 1);
-        float shift = vec_get(bias, ch, 0) - pm[ch] * scale;
+        double scale = vec_get(weight, ch, 1) / sqrt(var[ch] + eps);
+        double shift = vec_get(bias, ch, 0) - mean[ch] * scale;
         const float *src = px + q * hw;
         float *dst = po + q * hw;
-        for (int64_t k = 0; k < hw; k++) dst[k] = src[k] * scale + shift;
+        for (int64_t k = 0; k < hw; k++) dst[k] = (float)(src[k] * scale + shift);
     }
     free(stats);
     tensor_free(xc);

@@ -38,8 +38,8 @@ static hg_status lr_key(char *buf, size_t size, const OptimGroup *grp) {
 }
 
 static hg_status write_optimizer(SafetensorsWriter *w, const Optimizer *opt) {
-    hg_status s = safetensors_writer_set_metadata(w, OPTIMIZER_PREFIX "kind",
-                                                  optim_kind_name(opt->kind));
+    hg_status s =
+        safetensors_writer_set_metadata(w, OPTIMIZER_PREFIX "kind", optim_kind_name(opt->kind));
     char key[300], value[64];
     for (int g = 0; s == HG_OK && g < opt->n_groups; g++) {
         s = lr_key(key, sizeof key, &opt->groups[g]);
@@ -111,7 +111,8 @@ static hg_status copy_meta(const SafetensorsFile *f, CheckpointMeta *meta) {
     int n = safetensors_metadata_count(f);
     meta->keys = calloc((size_t)(n ? n : 1), sizeof(char *));
     meta->values = calloc((size_t)(n ? n : 1), sizeof(char *));
-    if (!meta->keys || !meta->values) return hg_fail(HG_ERR_NOMEM, "checkpoint_load: out of memory");
+    if (!meta->keys || !meta->values)
+        return hg_fail(HG_ERR_NOMEM, "checkpoint_load: out of memory");
     for (int i = 0; i < n; i++) {
         meta->keys[i] = strdup(safetensors_metadata_key(f, i));
         meta->values[i] = strdup(safetensors_metadata_value(f, i));

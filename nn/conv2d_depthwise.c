@@ -118,11 +118,13 @@ hg_status conv2d_depthwise_forward(float *out, const float *x, const float *w, c
         for (int64_t q = 0; q < planes; q++) {
             if (!buf) continue;
             int64_t c = q % g->c_in;
-            dw_plane_fill(buf, x + q * g->h * g->w, g, &p);
-            if (avx2)
+            if (avx2) {
+                dw_plane_fill_avx2(buf, x + q * g->h * g->w, g, &p);
                 conv2d_depthwise_plane_avx2(out + q * ohw, buf, w + c * kk, b ? b[c] : 0.0f, g, &p);
-            else
+            } else {
+                dw_plane_fill(buf, x + q * g->h * g->w, g, &p);
                 plane_forward(out + q * ohw, buf, w + c * kk, b ? b[c] : 0.0f, g, &p);
+            }
         }
         free(buf);
     }

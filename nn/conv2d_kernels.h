@@ -75,5 +75,7 @@ bool conv2d_cpu_has_avx2(void);
  * plane's kh x kw weights and bias (conv2d_depthwise_avx2.c). */
 void conv2d_depthwise_plane_avx2(float *out, const float *plane, const float *w, float b,
                                  const Conv2dGeom *g, const DwPlane *p);
+/* dw_plane_fill with AVX2 de-interleaving for stride 2 (the same result). */
+void dw_plane_fill_avx2(float *buf, const float *x, const Conv2dGeom *g, const DwPlane *p);
 
 #endif

@@ -107,7 +107,7 @@ static bool fail_nomem(Parser *ps) {
     return false;
 }
 
-/* Describes the byte at `pos` for messages: 'x', \xNN or "end of input". */
+/* Describes the byte at `pos` for messages: 'x', "byte 0xNN" or "end of input". */
 static const char *describe_byte(const Parser *ps, size_t pos, char *buf, size_t size) {
     if (pos >= ps->length) return "end of input";
     unsigned char c = ps->text[pos];
@@ -271,7 +271,7 @@ static bool parse_escape(Parser *ps) {
     }
     default: {
         char buf[16];
-        return fail_at(ps, start, "invalid escape \\%s",
+        return fail_at(ps, start, "invalid escape: backslash followed by %s",
                        describe_byte(ps, ps->pos, buf, sizeof buf));
     }
     }

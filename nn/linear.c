@@ -31,20 +31,26 @@ Var *linear_forward(Tape *tape, const Linear *l, Var *x) {
 }
 
 static const char *const activation_names[] = {
-    [ACT_IDENTITY] = "identity", [ACT_RELU] = "relu", [ACT_RELU6] = "relu6",
-    [ACT_TANH] = "tanh",         [ACT_SIGMOID] = "sigmoid", [ACT_SILU] = "silu",
-    [ACT_GELU] = "gelu",
+    [ACT_IDENTITY] = "identity", [ACT_RELU] = "relu", [ACT_RELU6] = "relu6", [ACT_TANH] = "tanh",
+    [ACT_SIGMOID] = "sigmoid",   [ACT_SILU] = "silu", [ACT_GELU] = "gelu",
 };
 
 Var *activation_forward(Tape *tape, Activation act, Var *x) {
     switch (act) {
-    case ACT_IDENTITY: return x;
-    case ACT_RELU: return ag_relu(tape, x);
-    case ACT_RELU6: return ag_relu6(tape, x);
-    case ACT_TANH: return ag_tanh(tape, x);
-    case ACT_SIGMOID: return ag_sigmoid(tape, x);
-    case ACT_SILU: return ag_silu(tape, x);
-    case ACT_GELU: return ag_gelu(tape, x);
+    case ACT_IDENTITY:
+        return x;
+    case ACT_RELU:
+        return ag_relu(tape, x);
+    case ACT_RELU6:
+        return ag_relu6(tape, x);
+    case ACT_TANH:
+        return ag_tanh(tape, x);
+    case ACT_SIGMOID:
+        return ag_sigmoid(tape, x);
+    case ACT_SILU:
+        return ag_silu(tape, x);
+    case ACT_GELU:
+        return ag_gelu(tape, x);
     }
     hg_fail(HG_ERR_ARG, "activation_forward: unknown activation %d", (int)act);
     return NULL;

@@ -92,10 +92,11 @@ Var *loss_cross_entropy(Tape *tape, Var *logits, const int64_t *targets, float l
     }
     Var *out = tape_record(tape, "cross_entropy", tensor_scalar((float)(total / (double)n)), 1,
                            &logits, cross_entropy_backward);
-    if (!out) {
+    if (!out || !out->requires_grad) {
+        /* Failed, or no backward will run (no-grad mode, constant logits). */
         tensor_free(logp);
         free(t);
-        return NULL;
+        return out;
     }
     out->saved[0] = logp;
     out->scalars[0] = label_smoothing;
@@ -116,8 +117,8 @@ Var *loss_soft_cross_entropy(Tape *tape, Var *logits, const Tensor *target_probs
         return NULL;
     }
     Var *q = ag_constant(tape, tensor_ref(target_probs));
-    Var *per_position = ag_sum(tape, ag_mul(tape, q, ag_log_softmax(tape, logits, dim)), 1,
-                               &dim, false);
+    Var *per_position =
+        ag_sum(tape, ag_mul(tape, q, ag_log_softmax(tape, logits, dim)), 1, &dim, false);
     return ag_neg(tape, ag_mean(tape, per_position, 0, NULL, false));
 }
 
@@ -160,10 +161,10 @@ Var *ag_softmax_entropy(Tape *tape, Var *x, int dim) {
     tensor_free(p_logp);
     tensor_free(sum);
     Var *out = h ? tape_record(tape, "softmax_entropy", h, 1, &x, softmax_entropy_backward) : NULL;
-    if (!out) {
+    if (!out || !out->requires_grad) {
         tensor_free(p);
         tensor_free(logp);
-        return NULL;
+        return out;
     }
     out->saved[0] = p;
     out->saved[1] = logp;

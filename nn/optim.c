@@ -29,9 +29,12 @@ OptimHyper optim_default_hyper(OptimKind kind) {
 
 const char *optim_kind_name(OptimKind kind) {
     switch (kind) {
-    case OPTIM_SGD: return "sgd";
-    case OPTIM_ADAM: return "adam";
-    case OPTIM_ADAMW: return "adamw";
+    case OPTIM_SGD:
+        return "sgd";
+    case OPTIM_ADAM:
+        return "adam";
+    case OPTIM_ADAMW:
+        return "adamw";
     }
     return "unknown";
 }
@@ -114,7 +117,8 @@ int optim_add_group(Optimizer *opt, const char *name, const OptimHyper *hyper) {
         return -1;
     }
     opt->groups = grown;
-    opt->groups[opt->n_groups] = (OptimGroup){.name = copy, .hyper = *hyper, .initial_lr = hyper->lr};
+    opt->groups[opt->n_groups] =
+        (OptimGroup){.name = copy, .hyper = *hyper, .initial_lr = hyper->lr};
     return opt->n_groups++;
 }
 
@@ -347,7 +351,8 @@ hg_status optim_step(Optimizer *opt) {
 /* ---- gradient clipping ---- */
 
 hg_status clip_grad_norm(Var *const *params, int64_t n, double max_norm, double *total_norm) {
-    if (!(max_norm > 0)) return hg_fail(HG_ERR_ARG, "clip_grad_norm: max_norm %g must be > 0", max_norm);
+    if (!(max_norm > 0))
+        return hg_fail(HG_ERR_ARG, "clip_grad_norm: max_norm %g must be > 0", max_norm);
     double sum_sq = 0;
     for (int64_t i = 0; i < n; i++) {
         const Tensor *g = params[i]->grad;
@@ -441,8 +446,7 @@ hg_status optim_state_export(const Optimizer *opt, OptimStateVisitor visit, void
 /* Looks up one field of a parameter that has a step: it must be present (when
  * `needed`) and have the parameter's shape. */
 static hg_status import_field(OptimStateLookup lookup, void *ctx, const OptimGroup *grp,
-                              const OptimParam *p, const char *field, bool needed,
-                              Tensor **out) {
+                              const OptimParam *p, const char *field, bool needed, Tensor **out) {
     char name[640];
     *out = NULL;
     hg_status s = state_name(name, sizeof name, grp, p, field);
@@ -486,8 +490,7 @@ static hg_status import_param(Optimizer *opt, const OptimGroup *grp, OptimParam 
         s = import_field(lookup, ctx, grp, p, "exp_avg", true, &p->exp_avg);
         if (s == HG_OK) s = import_field(lookup, ctx, grp, p, "exp_avg_sq", true, &p->exp_avg_sq);
         if (s == HG_OK)
-            s = import_field(lookup, ctx, grp, p, "max_exp_avg_sq", h->amsgrad,
-                             &p->max_exp_avg_sq);
+            s = import_field(lookup, ctx, grp, p, "max_exp_avg_sq", h->amsgrad, &p->max_exp_avg_sq);
     }
     if (s != HG_OK) {
         param_state_reset(p);

@@ -21,13 +21,13 @@ typedef enum { OPTIM_SGD, OPTIM_ADAM, OPTIM_ADAMW } OptimKind;
 /* Hyper-parameters of one group (torch's names). */
 typedef struct OptimHyper {
     double lr;
-    double beta1, beta2;  /* Adam, AdamW */
-    double eps;           /* Adam, AdamW: added to sqrt of the bias-corrected v */
-    double weight_decay;  /* SGD, Adam: L2 added to the gradient; AdamW: decoupled */
-    double momentum;      /* SGD */
-    double dampening;     /* SGD */
-    bool nesterov;        /* SGD (needs momentum > 0 and dampening 0) */
-    bool amsgrad;         /* Adam, AdamW */
+    double beta1, beta2; /* Adam, AdamW */
+    double eps;          /* Adam, AdamW: added to sqrt of the bias-corrected v */
+    double weight_decay; /* SGD, Adam: L2 added to the gradient; AdamW: decoupled */
+    double momentum;     /* SGD */
+    double dampening;    /* SGD */
+    bool nesterov;       /* SGD (needs momentum > 0 and dampening 0) */
+    bool amsgrad;        /* Adam, AdamW */
 } OptimHyper;
 
 /* torch's defaults: SGD lr 1e-3 (torch requires it; pick your own), momentum 0;
@@ -58,7 +58,7 @@ typedef struct Optimizer {
 } Optimizer;
 
 Optimizer *optim_new(OptimKind kind);
-void optim_free(Optimizer *opt); /* NULL is fine; parameters are not freed */
+void optim_free(Optimizer *opt);             /* NULL is fine; parameters are not freed */
 const char *optim_kind_name(OptimKind kind); /* "sgd", "adam", "adamw" */
 
 /* Adds a group; returns its index, or -1 (bad hyper-parameters, duplicate

@@ -100,8 +100,8 @@ hg_status param_set_load(ParamSet *ps, const char *path, bool strict, const char
  * names start with `skip_prefix` (NULL: none) are not model state and are
  * ignored, e.g. the "optimizer." entries of a checkpoint. */
 typedef struct SafetensorsFile SafetensorsFile;
-hg_status param_set_load_from(ParamSet *ps, const SafetensorsFile *f, const char *what,
-                              bool strict, const char *prefix_filter, const char *skip_prefix,
+hg_status param_set_load_from(ParamSet *ps, const SafetensorsFile *f, const char *what, bool strict,
+                              const char *prefix_filter, const char *skip_prefix,
                               LoadReport *report);
 
 /* Writes every parameter and buffer (float32) plus `n_metadata` key/value

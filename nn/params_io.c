@@ -43,8 +43,8 @@ static bool entry_shape_matches(const SafetensorsEntry *e, const Tensor *t) {
 static void entry_shape_str(const SafetensorsEntry *e, char *buf, size_t size) {
     size_t used = (size_t)snprintf(buf, size, "[");
     for (int i = 0; i < e->ndim && used < size; i++)
-        used += (size_t)snprintf(buf + used, size - used, i ? ",%lld" : "%lld",
-                                 (long long)e->shape[i]);
+        used +=
+            (size_t)snprintf(buf + used, size - used, i ? ",%lld" : "%lld", (long long)e->shape[i]);
     if (used < size) snprintf(buf + used, size - used, "]");
 }
 
@@ -103,8 +103,8 @@ static hg_status classify(const ParamSet *ps, const SafetensorsFile *f, const ch
     return s;
 }
 
-hg_status param_set_load_from(ParamSet *ps, const SafetensorsFile *f, const char *what,
-                              bool strict, const char *prefix_filter, const char *skip_prefix,
+hg_status param_set_load_from(ParamSet *ps, const SafetensorsFile *f, const char *what, bool strict,
+                              const char *prefix_filter, const char *skip_prefix,
                               LoadReport *report) {
     LoadReport local = {0};
     LoadReport *r = report ? report : &local;

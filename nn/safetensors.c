@@ -119,7 +119,7 @@ static void shape_string(int ndim, const int64_t *shape, char *buf, size_t size)
     if (o < size) snprintf(buf + o, size - o, "]");
 }
 
-/* ---- F16 / BF16 -> F32 (exact) ---- */
+/* ---- floating-point formats -> F32 (exact) ---- */
 
 /* IEEE binary16: 1 sign, 5 exponent (bias 15), 10 fraction bits. Every half
  * value is a float: normals re-bias the exponent to 127, subnormals are
@@ -573,7 +573,8 @@ SafetensorsFile *safetensors_open_memory(const void *data, size_t size) {
 SafetensorsFile *safetensors_open(const char *path) {
     SafetensorsFile *f = file_new(path);
     if (!f) return NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below). */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0) {
         file_fail(f, HG_ERR_IO, "cannot open: %s", strerror(errno));

@@ -33,7 +33,8 @@ Schedule schedule_sequence(int n_parts, const Schedule *const *parts, const int6
 
 hg_status schedule_check(const Schedule *s) {
     switch (s->kind) {
-    case SCHED_CONSTANT: return HG_OK;
+    case SCHED_CONSTANT:
+        return HG_OK;
     case SCHED_STEP:
         if (s->step_size <= 0)
             return hg_fail(HG_ERR_ARG, "schedule step: step_size %lld must be > 0",
@@ -71,8 +72,10 @@ static const double pi = 3.14159265358979323846;
 double schedule_lr(const Schedule *s, double base, int64_t t) {
     if (t < 0) t = 0;
     switch (s->kind) {
-    case SCHED_CONSTANT: return base;
-    case SCHED_STEP: return base * pow(s->gamma, (double)(t / s->step_size));
+    case SCHED_CONSTANT:
+        return base;
+    case SCHED_STEP:
+        return base * pow(s->gamma, (double)(t / s->step_size));
     case SCHED_COSINE:
         return s->eta_min +
                (base - s->eta_min) * (1.0 + cos(pi * (double)t / (double)s->t_max)) / 2.0;

@@ -32,10 +32,10 @@ typedef enum {
 
 typedef struct Schedule {
     ScheduleKind kind;
-    int64_t step_size; /* step */
-    double gamma;      /* step */
-    int64_t t_max;     /* cosine */
-    double eta_min;    /* cosine */
+    int64_t step_size;               /* step */
+    double gamma;                    /* step */
+    int64_t t_max;                   /* cosine */
+    double eta_min;                  /* cosine */
     double start_factor, end_factor; /* linear */
     int64_t total_iters;             /* linear */
     int n_parts;                     /* sequence */

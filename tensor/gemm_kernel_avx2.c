@@ -59,93 +59,108 @@ static void store_edge(const float *tile, int w, float *c, int64_t ldc, int mr, 
         for (int j = 0; j < nr; j++) c[i * ldc + j] = tile[i * w + j];
 }
 
+/* One k step of the 6 x 16 kernel in assembly: B row at byte offset bo of
+ * %[b], A column at byte offset ao of %[a]. Registers: ymm0/ymm1 = B, ymm2 =
+ * broadcast A, ymm4 + 2i / ymm5 + 2i = row i of the C tile. */
+#define ASM_STEP16(bo, ao)                                                                         \
+    "vmovaps " #bo "(%[b]), %%ymm0\n\t"                                                            \
+    "vmovaps " #bo "+32(%[b]), %%ymm1\n\t"                                                         \
+    "vbroadcastss " #ao "(%[a]), %%ymm2\n\t"                                                       \
+    "vfmadd231ps %%ymm0, %%ymm2, %%ymm4\n\t"                                                       \
+    "vfmadd231ps %%ymm1, %%ymm2, %%ymm5\n\t"                                                       \
+    "vbroadcastss " #ao "+4(%[a]), %%ymm3\n\t"                                                     \
+    "vfmadd231ps %%ymm0, %%ymm3, %%ymm6\n\t"                                                       \
+    "vfmadd231ps %%ymm1, %%ymm3, %%ymm7\n\t"                                                       \
+    "vbroadcastss " #ao "+8(%[a]), %%ymm2\n\t"                                                     \
+    "vfmadd231ps %%ymm0, %%ymm2, %%ymm8\n\t"                                                       \
+    "vfmadd231ps %%ymm1, %%ymm2, %%ymm9\n\t"                                                       \
+    "vbroadcastss " #ao "+12(%[a]), %%ymm3\n\t"                                                    \
+    "vfmadd231ps %%ymm0, %%ymm3, %%ymm10\n\t"                                                      \
+    "vfmadd231ps %%ymm1, %%ymm3, %%ymm11\n\t"                                                      \
+    "vbroadcastss " #ao "+16(%[a]), %%ymm2\n\t"                                                    \
+    "vfmadd231ps %%ymm0, %%ymm2, %%ymm12\n\t"                                                      \
+    "vfmadd231ps %%ymm1, %%ymm2, %%ymm13\n\t"                                                      \
+    "vbroadcastss " #ao "+20(%[a]), %%ymm3\n\t"                                                    \
+    "vfmadd231ps %%ymm0, %%ymm3, %%ymm14\n\t"                                                      \
+    "vfmadd231ps %%ymm1, %%ymm3, %%ymm15\n\t"
+
+/* acc[i][0:16] = sum over k of A[k][i] * B[k][0:16] (one FMA per k, in order).
+ * Written in assembly because compilers shuffle the 12 accumulators between
+ * registers and spill one, which costs several percent of peak. */
+static void accumulate_6x16(int64_t kc, const float *a, const float *b, float *acc) {
+    int64_t quads = kc / 4, rest = kc % 4;
+    /* clang-format off */
+    __asm__ volatile(
+        "vxorps %%ymm4, %%ymm4, %%ymm4\n\t"
+        "vxorps %%ymm5, %%ymm5, %%ymm5\n\t"
+        "vxorps %%ymm6, %%ymm6, %%ymm6\n\t"
+        "vxorps %%ymm7, %%ymm7, %%ymm7\n\t"
+        "vxorps %%ymm8, %%ymm8, %%ymm8\n\t"
+        "vxorps %%ymm9, %%ymm9, %%ymm9\n\t"
+        "vxorps %%ymm10, %%ymm10, %%ymm10\n\t"
+        "vxorps %%ymm11, %%ymm11, %%ymm11\n\t"
+        "vxorps %%ymm12, %%ymm12, %%ymm12\n\t"
+        "vxorps %%ymm13, %%ymm13, %%ymm13\n\t"
+        "vxorps %%ymm14, %%ymm14, %%ymm14\n\t"
+        "vxorps %%ymm15, %%ymm15, %%ymm15\n\t"
+        "test %[q], %[q]\n\t"
+        "jz 2f\n\t"
+        ".p2align 5\n"
+        "1:\n\t"
+        ASM_STEP16(0, 0)
+        ASM_STEP16(64, 24)
+        ASM_STEP16(128, 48)
+        ASM_STEP16(192, 72)
+        "add $96, %[a]\n\t"
+        "add $256, %[b]\n\t"
+        "dec %[q]\n\t"
+        "jnz 1b\n"
+        "2:\n\t"
+        "test %[r], %[r]\n\t"
+        "jz 4f\n"
+        "3:\n\t"
+        ASM_STEP16(0, 0)
+        "add $24, %[a]\n\t"
+        "add $64, %[b]\n\t"
+        "dec %[r]\n\t"
+        "jnz 3b\n"
+        "4:\n\t"
+        "vmovaps %%ymm4, 0(%[acc])\n\t"
+        "vmovaps %%ymm5, 32(%[acc])\n\t"
+        "vmovaps %%ymm6, 64(%[acc])\n\t"
+        "vmovaps %%ymm7, 96(%[acc])\n\t"
+        "vmovaps %%ymm8, 128(%[acc])\n\t"
+        "vmovaps %%ymm9, 160(%[acc])\n\t"
+        "vmovaps %%ymm10, 192(%[acc])\n\t"
+        "vmovaps %%ymm11, 224(%[acc])\n\t"
+        "vmovaps %%ymm12, 256(%[acc])\n\t"
+        "vmovaps %%ymm13, 288(%[acc])\n\t"
+        "vmovaps %%ymm14, 320(%[acc])\n\t"
+        "vmovaps %%ymm15, 352(%[acc])\n\t"
+        : [a] "+r"(a), [b] "+r"(b), [q] "+r"(quads), [r] "+r"(rest)
+        : [acc] "r"(acc)
+        : "cc", "memory", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7",
+          "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");
+    /* clang-format on */
+}
+#undef ASM_STEP16
+
 static void kernel_6x16(int64_t kc, const float *restrict a, const float *restrict b, float *c,
                         int64_t ldc, float alpha, float beta, int mr, int nr) {
-    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
-    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
-    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
-    __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
     /* Bring the C tile towards L1 while the k loop runs. */
     if (beta != 0.0f && mr == GEMM_MR)
         for (int i = 0; i < GEMM_MR; i++) {
             _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
             _mm_prefetch((const char *)(c + i * ldc + 15), _MM_HINT_T0);
         }
-
-#define STEP16(p)                                                                                  \
-    do {                                                                                           \
-        __m256 b0 = _mm256_load_ps(b + 16 * (p)), b1 = _mm256_load_ps(b + 16 * (p) + 8);           \
-        __m256 ax = _mm256_broadcast_ss(a + 6 * (p) + 0);                                          \
-        c00 = _mm256_fmadd_ps(ax, b0, c00);                                                        \
-        c01 = _mm256_fmadd_ps(ax, b1, c01);                                                        \
-        ax = _mm256_broadcast_ss(a + 6 * (p) + 1);                                                 \
-        c10 = _mm256_fmadd_ps(ax, b0, c10);                                                        \
-        c11 = _mm256_fmadd_ps(ax, b1, c11);                                                        \
-        ax = _mm256_broadcast_ss(a + 6 * (p) + 2);                                                 \
-        c20 = _mm256_fmadd_ps(ax, b0, c20);                                                        \
-        c21 = _mm256_fmadd_ps(ax, b1, c21);                                                        \
-        ax = _mm256_broadcast_ss(a + 6 * (p) + 3);                                                 \
-        c30 = _mm256_fmadd_ps(ax, b0, c30);                                                        \
-        c31 = _mm256_fmadd_ps(ax, b1, c31);                                                        \
-        ax = _mm256_broadcast_ss(a + 6 * (p) + 4);                                                 \
-        c40 = _mm256_fmadd_ps(ax, b0, c40);                                                        \
-        c41 = _mm256_fmadd_ps(ax, b1, c41);                                                        \
-        ax = _mm256_broadcast_ss(a + 6 * (p) + 5);                                                 \
-        c50 = _mm256_fmadd_ps(ax, b0, c50);                                                        \
-        c51 = _mm256_fmadd_ps(ax, b1, c51);                                                        \
-    } while (0)
-
-    /* Main loop, 4 k steps per iteration, in assembly: compilers tend to
-     * shuffle the 12 accumulators between registers and spill one, which
-     * costs several percent of peak. Same arithmetic as STEP16. */
-    int64_t quads = kc / 4;
-    if (quads > 0) {
-        __m256 b0, b1, ax;
-        __asm__ volatile(
-            "1:\n\t"
-#define ASM_STEP(bo, ao)                                                                           \
-    "vmovaps " #bo "(%[b]), %[b0]\n\t"                                                           \
-    "vmovaps " #bo "+32(%[b]), %[b1]\n\t"                                                        \
-    "vbroadcastss " #ao "(%[a]), %[ax]\n\t"                                                      \
-    "vfmadd231ps %[b0], %[ax], %[c00]\n\t"                                                       \
-    "vfmadd231ps %[b1], %[ax], %[c01]\n\t"                                                       \
-    "vbroadcastss " #ao "+4(%[a]), %[ax]\n\t"                                                    \
-    "vfmadd231ps %[b0], %[ax], %[c10]\n\t"                                                       \
-    "vfmadd231ps %[b1], %[ax], %[c11]\n\t"                                                       \
-    "vbroadcastss " #ao "+8(%[a]), %[ax]\n\t"                                                    \
-    "vfmadd231ps %[b0], %[ax], %[c20]\n\t"                                                       \
-    "vfmadd231ps %[b1], %[ax], %[c21]\n\t"                                                       \
-    "vbroadcastss " #ao "+12(%[a]), %[ax]\n\t"                                                   \
-    "vfmadd231ps %[b0], %[ax], %[c30]\n\t"                                                       \
-    "vfmadd231ps %[b1], %[ax], %[c31]\n\t"                                                       \
-    "vbroadcastss " #ao "+16(%[a]), %[ax]\n\t"                                                   \
-    "vfmadd231ps %[b0], %[ax], %[c40]\n\t"                                                       \
-    "vfmadd231ps %[b1], %[ax], %[c41]\n\t"                                                       \
-    "vbroadcastss " #ao "+20(%[a]), %[ax]\n\t"                                                   \
-    "vfmadd231ps %[b0], %[ax], %[c50]\n\t"                                                       \
-    "vfmadd231ps %[b1], %[ax], %[c51]\n\t"
-            ASM_STEP(0, 0) ASM_STEP(64, 24) ASM_STEP(128, 48) ASM_STEP(192, 72)
-#undef ASM_STEP
-            "add $96, %[a]\n\t"
-            "add $256, %[b]\n\t"
-            "dec %[n]\n\t"
-            "jnz 1b\n\t"
-            : [a] "+r"(a), [b] "+r"(b), [n] "+r"(quads), [b0] "=&x"(b0), [b1] "=&x"(b1),
-              [ax] "=&x"(ax), [c00] "+x"(c00), [c01] "+x"(c01), [c10] "+x"(c10),
-              [c11] "+x"(c11), [c20] "+x"(c20), [c21] "+x"(c21), [c30] "+x"(c30),
-              [c31] "+x"(c31), [c40] "+x"(c40), [c41] "+x"(c41), [c50] "+x"(c50),
-              [c51] "+x"(c51)
-            :
-            : "cc", "memory");
-    }
-    for (int64_t p = kc / 4 * 4; p < kc; p++) {
-        STEP16(0);
-        a += GEMM_MR;
-        b += 16;
-    }
-#undef STEP16
+    alignas(32) float acc[GEMM_MR * 16];
+    accumulate_6x16(kc, a, b, acc);
+    __m256 c00 = _mm256_load_ps(acc + 0), c01 = _mm256_load_ps(acc + 8);
+    __m256 c10 = _mm256_load_ps(acc + 16), c11 = _mm256_load_ps(acc + 24);
+    __m256 c20 = _mm256_load_ps(acc + 32), c21 = _mm256_load_ps(acc + 40);
+    __m256 c30 = _mm256_load_ps(acc + 48), c31 = _mm256_load_ps(acc + 56);
+    __m256 c40 = _mm256_load_ps(acc + 64), c41 = _mm256_load_ps(acc + 72);
+    __m256 c50 = _mm256_load_ps(acc + 80), c51 = _mm256_load_ps(acc + 88);
 
     const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
     const int read_c = beta != 0.0f;

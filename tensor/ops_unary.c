@@ -32,11 +32,13 @@ typedef struct UnaryArgs {
         }                                                                                          \
     }
 
-/* 1 / (1 + exp(-x)) without overflow: exp is only taken of -|x|. */
+/* 1 / (1 + exp(-x)) without overflow: with e = exp(-|x|) <= 1 it is 1 / (1 + e)
+ * for x >= 0 and e / (1 + e) below. A select rather than a branch, as the sign
+ * of activations is unpredictable. */
 static inline float stable_sigmoid(float x) {
-    if (x >= 0) return 1.0f / (1.0f + expf(-x));
-    float e = expf(x);
-    return e / (1.0f + e);
+    float e = expf(-fabsf(x));
+    float r = 1.0f / (1.0f + e);
+    return x >= 0 ? r : e * r;
 }
 
 /* PyTorch softplus: log1p(exp(beta x)) / beta, linear (x) once beta x > 20. */

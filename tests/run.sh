@@ -4,6 +4,7 @@
 # HG_VALGRIND=1 runs each binary under valgrind memcheck (leaks are failures).
 build=$1; shift
 passed=0; failed=0; skipped=0; crashed=""
+export HG_BUILD_DIR="$build"
 export HG_SHARED_DIR="${HG_SHARED_DIR:-$(cd "$(dirname "$0")/.." && pwd)/../shared}"
 for bin in "$@"; do
     out="$build/tests/$(basename "$bin").log"

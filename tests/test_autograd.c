@@ -371,7 +371,8 @@ static void test_linear_forward(void **state) {
     assert_ok_ptr(y);
     assert_int_equal(y->value->ndim, 3);
     assert_int_equal(y->value->shape[2], 5);
-    const float *px = tensor_data(x->value), *pw = tensor_data(w->value), *pb = tensor_data(b->value);
+    const float *px = tensor_data(x->value), *pw = tensor_data(w->value),
+                *pb = tensor_data(b->value);
     Tensor *yc = tensor_contiguous(y->value);
     const float *py = tensor_data(yc);
     for (int r = 0; r < 6; r++)
@@ -387,6 +388,26 @@ static void test_linear_forward(void **state) {
     var_free(x);
     var_free(w);
     var_free(b);
+}
+
+/* Big enough for the gradient kernels' threaded path: L = sum(sigmoid(x) *
+ * relu(x)), dL/dx = s (1 - s) relu(x) + s [x > 0], s = sigmoid(x). */
+static void test_large_gradient_kernels(void **state) {
+    (void)state;
+    Rng rng = rng_new(11);
+    Var *x = var_new(tensor_normal(SHAPE(200, 250), 0, 1, &rng), true);
+    Tape *t = tape_new();
+    Var *loss = ag_sum(t, ag_mul(t, ag_sigmoid(t, x), ag_relu(t, x)), 0, NULL, false);
+    assert_ok(tape_backward(t, loss, NULL));
+    const float *px = tensor_data(x->value), *pg = tensor_data(x->grad);
+    for (int64_t i = 0; i < 200 * 250; i++) {
+        double v = px[i], s = 1 / (1 + exp(-v));
+        double expected = s * (1 - s) * (v > 0 ? v : 0) + (v > 0 ? s : 0);
+        if (fabs(pg[i] - expected) > 1e-5)
+            fail_msg("grad[%lld] = %g, expected %g", (long long)i, pg[i], expected);
+    }
+    tape_free(t);
+    var_free(x);
 }
 
 int main(void) {
@@ -405,6 +426,7 @@ int main(void) {
         cmocka_unit_test(test_requires_grad_propagation),
         cmocka_unit_test(test_narrow_accumulates_in_place),
         cmocka_unit_test(test_linear_forward),
+        cmocka_unit_test(test_large_gradient_kernels),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -100,12 +100,9 @@ static void test_positional_code(void **state) {
 
 /* One block of the chain: module_list.0 of the loaded flow. */
 static const InvertibleModule *first_block(const Fixture *f) {
-    typedef struct {
-        InvertibleModule base;
-        int count;
-        InvertibleModule **modules;
-    } ChainView; /* layout of models/flow.c's chain: only read here */
-    return ((const ChainView *)f->model->flows[0])->modules[0];
+    const InvertibleModule *block = flow_chain_at(f->model->flows[0], 0);
+    assert_non_null(block);
+    return block;
 }
 
 static void run_module(const InvertibleModule *m, const Tensor *x, const Tensor *cond, bool reverse,
@@ -169,16 +166,12 @@ static double numerical_log_abs_det(const InvertibleModule *m, const float *x0, 
     double *jac = calloc((size_t)(d * d), sizeof(double));
     const float eps = 1e-2f;
     for (int64_t j = 0; j < d; j++) {
-        Tensor *x = tensor_from_data(SHAPE(2, d), NULL == x0 ? NULL : x0);
-        tensor_free(x);
-        float rows[2][16];
+        /* two rows: x0 + eps e_j and x0 - eps e_j */
+        Tensor *xs = tensor_empty(SHAPE(2, d));
         for (int r = 0; r < 2; r++) {
-            memcpy(rows[r], x0, sizeof(float) * (size_t)d);
-            rows[r][j] += r == 0 ? eps : -eps;
+            memcpy(tensor_data(xs) + r * d, x0, sizeof(float) * (size_t)d);
+            tensor_data(xs)[r * d + j] += r == 0 ? eps : -eps;
         }
-        Tensor *xs = tensor_from_data(SHAPE(2, d), &rows[0][0]);
-        /* rows are 16 apart in the buffer: copy them densely */
-        for (int r = 0; r < 2; r++) memcpy(tensor_data(xs) + r * d, rows[r], sizeof(float) * (size_t)d);
         Tensor *cs = NULL;
         if (dc) {
             cs = tensor_empty(SHAPE(2, dc));

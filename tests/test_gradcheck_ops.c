@@ -166,7 +166,7 @@ static Var *divisor_input(int ndim, const int64_t *shape, unsigned flags) {
 /* ---------------------------------------------------------------- unary */
 
 #define UNARY_FN(name, call)                                                                       \
-    static Var *f_##name(Tape *t, Var **in, void *c) {                                            \
+    static Var *f_##name(Tape *t, Var **in, void *c) {                                             \
         const Args *a = c;                                                                         \
         (void)a;                                                                                   \
         return call;                                                                               \
@@ -308,6 +308,28 @@ static void test_maximum_minimum(void **state) {
     }
 }
 
+/* Ties: maximum(x, x) = x and the max over copies of x is x, so the exact
+ * derivative is 1 and is only recovered when tied inputs share the gradient
+ * (half each for maximum/minimum, evenly for max), as PyTorch does. */
+static Var *f_maximum_self(Tape *t, Var **in, void *c) {
+    return ag_maximum(t, in[0], in[0]);
+}
+static Var *f_minimum_self(Tape *t, Var **in, void *c) {
+    return ag_minimum(t, in[0], in[0]);
+}
+static Var *f_max_of_copies(Tape *t, Var **in, void *c) {
+    Var *copies = ag_expand(t, in[0], 3, (const int64_t[]){3, 2, 4});
+    return ag_max(t, copies, 1, (const int[]){1}, false);
+}
+
+static void test_ties(void **state) {
+    (void)state;
+    rng = rng_new(313);
+    CHECK1(f_maximum_self, NULL, any_input(S(3, 4), 0));
+    CHECK1(f_minimum_self, NULL, any_input(S(3, 4), 0));
+    CHECK1(f_max_of_copies, NULL, any_input(S(3, 1, 4), 0));
+}
+
 static void test_where(void **state) {
     (void)state;
     rng = rng_new(404);
@@ -346,12 +368,12 @@ static Var *f_log_softmax(Tape *t, Var **in, void *c) {
 
 /* The dims patterns every reduction is checked on (x is (2,3,4)). */
 static const Args REDUCTIONS[] = {
-    {.ndims = 0},                                    /* all, to a 0-d result */
-    {.ndims = 0, .keepdim = true},                   /* all, to (1,1,1) */
-    {.ndims = 1, .dims = {1}},                       /* (2,4) */
-    {.ndims = 1, .dims = {-1}, .keepdim = true},     /* (2,3,1) */
-    {.ndims = 2, .dims = {0, 2}},                    /* (3) */
-    {.ndims = 2, .dims = {2, 0}, .keepdim = true},   /* (1,3,1) */
+    {.ndims = 0},                                     /* all, to a 0-d result */
+    {.ndims = 0, .keepdim = true},                    /* all, to (1,1,1) */
+    {.ndims = 1, .dims = {1}},                        /* (2,4) */
+    {.ndims = 1, .dims = {-1}, .keepdim = true},      /* (2,3,1) */
+    {.ndims = 2, .dims = {0, 2}},                     /* (3) */
+    {.ndims = 2, .dims = {2, 0}, .keepdim = true},    /* (1,3,1) */
     {.ndims = 3, .dims = {0, 1, 2}, .keepdim = false} /* all, listed */
 };
 #define N_REDUCTIONS (int)(sizeof REDUCTIONS / sizeof REDUCTIONS[0])
@@ -361,7 +383,8 @@ static void check_reduction(const char *name, GradcheckFn f, bool grid) {
     for (int r = 0; r < N_REDUCTIONS; r++)
         for (int nc = 0; nc < 2; nc++) {
             unsigned flags = nc ? NONCONTIG : 0;
-            Var *x = grid ? grid_input(S(2, 3, 4), 0, flags) : input(S(2, 3, 4), -2, 2, NO_KINKS, flags);
+            Var *x =
+                grid ? grid_input(S(2, 3, 4), 0, flags) : input(S(2, 3, 4), -2, 2, NO_KINKS, flags);
             snprintf(what, sizeof what, "%s pattern %d%s", name, r, nc ? " non-contiguous" : "");
             check(what, f, (void *)&REDUCTIONS[r], 1, (Var *[]){x});
         }
@@ -615,7 +638,7 @@ static hg_status cube_backward(Var *out) {
     const Tensor *x = out->inputs[0]->value;
     Tensor *x2 = tensor_square(x);
     /* The true derivative is 3 x^2. */
-    float factor = out->scalars[0] == CUBE_RIGHT ? 3.0f
+    float factor = out->scalars[0] == CUBE_RIGHT   ? 3.0f
                    : out->scalars[0] == CUBE_WRONG ? 2.0f
                                                    : 3.03f;
     Tensor *d = tensor_scale(x2, factor);
@@ -684,6 +707,9 @@ static void test_gradcheck_errors(void **state) {
     assert_int_equal(gradcheck(f_bad_shapes, NULL, 2, (Var *[]){a, b}, NULL, NULL), HG_ERR_SHAPE);
     test_assert_close(a->value, before, 0, 0);
     assert_int_equal(gradcheck(f_add, NULL, 2, (Var *[]){a, NULL}, NULL, NULL), HG_ERR_ARG);
+    Var *expanded = var_new(tensor_expand(b->value, S(3, 4)), true);
+    assert_int_equal(gradcheck(f_add, NULL, 2, (Var *[]){a, expanded}, NULL, NULL), HG_ERR_ARG);
+    var_free(expanded);
     tensor_free(before);
     var_free(a);
     var_free(b);
@@ -694,6 +720,7 @@ int main(void) {
         cmocka_unit_test(test_unary),
         cmocka_unit_test(test_binary),
         cmocka_unit_test(test_maximum_minimum),
+        cmocka_unit_test(test_ties),
         cmocka_unit_test(test_where),
         cmocka_unit_test(test_reductions),
         cmocka_unit_test(test_softmax),

@@ -512,11 +512,25 @@ static void test_binary_errors(void **state) {
 
 /* ---- where ---- */
 
+/* From x in [-1, 1]: positive where x > 0, zero where x in [-0.5, 0], negative
+ * below, with x's shape (contiguous). */
+static Tensor *signed_mask(const Tensor *x) {
+    Tensor *pos = tensor_relu(x), *shifted = tensor_add_scalar(x, 0.5f);
+    Tensor *flipped = tensor_neg(shifted), *negpart = tensor_relu(flipped);
+    Tensor *mask = tensor_sub(pos, negpart);
+    tensor_free(pos);
+    tensor_free(shifted);
+    tensor_free(flipped);
+    tensor_free(negpart);
+    assert_ok_ptr(mask);
+    return mask;
+}
+
 static void test_where(void **state) {
     const int64_t sc[3] = {3, 1, 5}, sa[2] = {4, 5}, sb[1] = {1}, out[3] = {3, 4, 5};
     for (int l = 0; l < LAYOUT_COUNT; l++) {
         Tensor *cond = make_layout(3, sc, (Layout)l, -1, 1);
-        Tensor *mask = tensor_relu(cond); /* zero for about half of the entries */
+        Tensor *mask = signed_mask(cond);
         Tensor *a = make_layout(2, sa, (Layout)((l + 1) % LAYOUT_COUNT), -3, 3);
         Tensor *b = make_layout(1, sb, LAYOUT_CONTIGUOUS, -3, 3);
         double expected[60];
@@ -534,7 +548,7 @@ static void test_where(void **state) {
     /* Large and contiguous (the all-contiguous loop under threads). */
     const int64_t big[1] = {40000};
     Tensor *c = make_layout(1, big, LAYOUT_CONTIGUOUS, -1, 1);
-    Tensor *m = tensor_relu(c), *a = make_layout(1, big, LAYOUT_CONTIGUOUS, -1, 1);
+    Tensor *m = signed_mask(c), *a = make_layout(1, big, LAYOUT_CONTIGUOUS, -1, 1);
     Tensor *b = make_layout(1, big, LAYOUT_CONTIGUOUS, -1, 1);
     double *expected = malloc(sizeof(double) * 40000);
     for (int i = 0; i < 40000; i++)
@@ -591,6 +605,25 @@ static void test_inplace(void **state) {
         check_inplace(0, (Layout)l, 1, row);
         check_inplace(1, (Layout)l, 2, col);
     }
+    /* Contiguous destinations: same shape and broadcast row / scalar sources. */
+    for (int which = 0; which < 2; which++)
+        for (int sh = 0; sh < 3; sh++) {
+            const int64_t dshape[2] = {6, 7};
+            Tensor *d = rand_tensor(2, dshape, -2, 2);
+            Tensor *src = sh == 0   ? rand_tensor(2, dshape, -2, 2)
+                          : sh == 1 ? rand_tensor(1, (int64_t[]){7}, -2, 2)
+                                    : rand_tensor(0, NULL, -2, 2);
+            double e[42];
+            for (int64_t i = 0; i < 42; i++) {
+                double v = elem_at(src, 2, dshape, i);
+                e[i] = which == 0 ? tensor_data(d)[i] + v : tensor_data(d)[i] * v;
+            }
+            assert_ok(which == 0 ? tensor_add_(d, src) : tensor_mul_(d, src));
+            check_result(which == 0 ? "add_ contiguous" : "mul_ contiguous", d, 2, dshape, e, 1e-6,
+                         1e-6);
+            tensor_free(d);
+            tensor_free(src);
+        }
     check_inplace(0, LAYOUT_CONTIGUOUS, 0, one);
     check_inplace(1, LAYOUT_CONTIGUOUS, 1, one);
     /* Large contiguous accumulation (threaded path). */

@@ -37,7 +37,8 @@ static Tensor *rand_tensor(int ndim, const int64_t *shape, int levels) {
     assert_ok_ptr(t);
     int64_t n = tensor_numel(t);
     float *d = tensor_data(t);
-    for (int64_t i = 0; i < n; i++) d[i] = levels > 0 ? (float)(next_rand() % levels) : frand(-2, 2);
+    for (int64_t i = 0; i < n; i++)
+        d[i] = levels > 0 ? (float)(next_rand() % levels) : frand(-2, 2);
     return t;
 }
 
@@ -105,13 +106,17 @@ static const char *kind_names[] = {"sum", "mean", "max", "min", "logsumexp"};
 static void ref_reduce(const Tensor *x, const bool *red, int kind, double *out, double *arg) {
     int64_t nout = 1, rsize = 1, n = tensor_numel(x);
     for (int d = 0; d < x->ndim; d++) {
-        if (red[d]) rsize *= x->shape[d];
-        else nout *= x->shape[d];
+        if (red[d])
+            rsize *= x->shape[d];
+        else
+            nout *= x->shape[d];
     }
     double *m = malloc(sizeof(double) * (size_t)(nout ? nout : 1));
     for (int pass = 0; pass < 2; pass++) {
         for (int64_t o = 0; o < nout; o++)
-            out[o] = kind == R_MAX || kind == R_LSE ? -INFINITY : kind == R_MIN ? INFINITY : 0;
+            out[o] = kind == R_MAX || (kind == R_LSE && pass == 0) ? -INFINITY
+                     : kind == R_MIN                               ? INFINITY
+                                                                   : 0;
         for (int64_t i = 0; i < n; i++) {
             int64_t rem = i, o = 0, r = 0, ko = 1, kr = 1;
             for (int d = x->ndim - 1; d >= 0; d--) {
@@ -153,8 +158,10 @@ static void ref_reduce(const Tensor *x, const bool *red, int kind, double *out, 
 static int reduced_shape(const Tensor *x, const bool *red, bool keepdim, int64_t *shape) {
     int n = 0;
     for (int d = 0; d < x->ndim; d++) {
-        if (!red[d]) shape[n++] = x->shape[d];
-        else if (keepdim) shape[n++] = 1;
+        if (!red[d])
+            shape[n++] = x->shape[d];
+        else if (keepdim)
+            shape[n++] = 1;
     }
     return n;
 }
@@ -191,7 +198,8 @@ static void check_reduce(int kind, const Tensor *x, int ndims, const int *dims, 
     char what[200];
     int len = snprintf(what, sizeof what, "%s on %s input, %d dims, keepdim %d, dims {",
                        kind_names[kind], layout, x->ndim, keepdim);
-    for (int i = 0; i < ndims; i++) len += snprintf(what + len, sizeof what - (size_t)len, " %d", dims[i]);
+    for (int i = 0; i < ndims; i++)
+        len += snprintf(what + len, sizeof what - (size_t)len, " %d", dims[i]);
     snprintf(what + len, sizeof what - (size_t)len, " }");
     int64_t shape[TENSOR_MAX_DIMS];
     int ndim = reduced_shape(x, red, keepdim, shape);
@@ -209,7 +217,8 @@ static void check_reduce(int kind, const Tensor *x, int ndims, const int *dims, 
 
 static void test_reduce_dims_and_layouts(void **state) {
     const int64_t shape[4] = {3, 4, 5, 6};
-    static const int dim_sets[][4] = {{0, 2}, {1}, {-1}, {3, 1}, {0, 1, 2, 3}, {0}, {-4, -2}, {1, 2, 3}};
+    static const int dim_sets[][4] = {{0, 2},       {1}, {-1},     {3, 1},
+                                      {0, 1, 2, 3}, {0}, {-4, -2}, {1, 2, 3}};
     static const int dim_counts[] = {2, 1, 1, 2, 4, 0, 2, 3};
     for (int l = 0; l < LAYOUT_COUNT; l++) {
         Tensor *x = make_layout(4, shape, (Layout)l, 0);
@@ -252,11 +261,16 @@ static void test_reduce_large(void **state) {
         int dims[3];
         Layout layout;
     } cases[] = {
-        {2, {64, 2049}, 1, {-1}, LAYOUT_CONTIGUOUS},    {2, {3, 50000}, 1, {1}, LAYOUT_CONTIGUOUS},
-        {2, {50000, 3}, 1, {0}, LAYOUT_CONTIGUOUS},     {2, {700, 300}, 1, {0}, LAYOUT_CONTIGUOUS},
-        {2, {400, 1100}, 1, {0}, LAYOUT_CONTIGUOUS},    {3, {40, 50, 30}, 2, {0, 2}, LAYOUT_CONTIGUOUS},
-        {3, {40, 50, 30}, 1, {1}, LAYOUT_CONTIGUOUS},   {2, {2000, 40}, 1, {0}, LAYOUT_TRANSPOSED},
-        {2, {300, 257}, 0, {0}, LAYOUT_CONTIGUOUS},     {3, {30, 40, 50}, 2, {0, 1}, LAYOUT_PERMUTED},
+        {2, {64, 2049}, 1, {-1}, LAYOUT_CONTIGUOUS},
+        {2, {3, 50000}, 1, {1}, LAYOUT_CONTIGUOUS},
+        {2, {50000, 3}, 1, {0}, LAYOUT_CONTIGUOUS},
+        {2, {700, 300}, 1, {0}, LAYOUT_CONTIGUOUS},
+        {2, {400, 1100}, 1, {0}, LAYOUT_CONTIGUOUS},
+        {3, {40, 50, 30}, 2, {0, 2}, LAYOUT_CONTIGUOUS},
+        {3, {40, 50, 30}, 1, {1}, LAYOUT_CONTIGUOUS},
+        {2, {2000, 40}, 1, {0}, LAYOUT_TRANSPOSED},
+        {2, {300, 257}, 0, {0}, LAYOUT_CONTIGUOUS},
+        {3, {30, 40, 50}, 2, {0, 1}, LAYOUT_PERMUTED},
         {3, {30, 40, 50}, 1, {2}, LAYOUT_EXPANDED},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
@@ -284,7 +298,8 @@ static void test_max_dim(void **state) {
                 Tensor *arg = NULL;
                 Tensor *y = tensor_max_dim(x, dim, keep, &arg);
                 char what[100];
-                snprintf(what, sizeof what, "max_dim %d keepdim %d on %s", dim, keep, layout_names[l]);
+                snprintf(what, sizeof what, "max_dim %d keepdim %d on %s", dim, keep,
+                         layout_names[l]);
                 check_result(what, y, ondim, oshape, expected, 0, 0);
                 check_result(what, arg, ondim, oshape, arg_expected, 0, 0);
                 tensor_free(y);
@@ -315,7 +330,8 @@ static void test_max_dim(void **state) {
             bool red[2] = {dim == 0, dim == 1};
             int64_t oshape[2];
             int ondim = reduced_shape(x, red, false, oshape);
-            double *expected = malloc(sizeof(double) * 60000), *arg_expected = malloc(sizeof(double) * 60000);
+            double *expected = malloc(sizeof(double) * 60000),
+                   *arg_expected = malloc(sizeof(double) * 60000);
             ref_reduce(x, red, R_MAX, expected, arg_expected);
             y = tensor_max_dim(x, dim, false, &arg);
             check_result("max_dim large", y, ondim, oshape, expected, 0, 0);
@@ -390,11 +406,11 @@ static void test_reduce_scalar(void **state) {
 }
 
 static void test_logsumexp_stability(void **state) {
-    const float v[] = {1000, 1000, -1000, -1000, -INFINITY, -INFINITY, INFINITY, 1,
-                       NAN,  1,    -INFINITY, 0, 100,  -100};
+    const float v[] = {1000, 1000, -1000, -1000,     -INFINITY, -INFINITY, INFINITY,
+                       1,    NAN,  1,     -INFINITY, 0,         100,       -100};
     Tensor *x = tensor_from_data(2, (int64_t[]){7, 2}, v);
     Tensor *y = tensor_logsumexp(x, 1, (int[]){1}, false);
-    double expected[7] = {1000 + log(2.0), -1000 + log(2.0), -INFINITY, INFINITY, NAN, 0,
+    double expected[7] = {1000 + log(2.0),         -1000 + log(2.0), -INFINITY, INFINITY, NAN, 0,
                           100 + log1p(exp(-200.0))};
     check_result("logsumexp stable", y, 1, (int64_t[]){7}, expected, 1e-6, 1e-6);
     tensor_free(y);
@@ -436,9 +452,9 @@ static void test_sum_to_shape(void **state) {
         int64_t shape[5];
         bool red[3]; /* dims of x summed */
     } cases[] = {
-        {2, {3, 1}, {true, false, true}},       {3, {1, 3, 4}, {true, false, false}},
-        {1, {4}, {true, true, false}},          {0, {0}, {true, true, true}},
-        {3, {2, 3, 4}, {false, false, false}},  {5, {1, 1, 2, 1, 4}, {false, true, false}},
+        {2, {3, 1}, {true, false, true}},      {3, {1, 3, 4}, {true, false, false}},
+        {1, {4}, {true, true, false}},         {0, {0}, {true, true, true}},
+        {3, {2, 3, 4}, {false, false, false}}, {5, {1, 1, 2, 1, 4}, {false, true, false}},
         {3, {1, 1, 1}, {true, true, true}},
     };
     for (int l = 0; l < LAYOUT_COUNT; l++) {
@@ -469,14 +485,15 @@ static void test_sum_to_shape(void **state) {
 static void ref_softmax(const Tensor *x, int dim, bool log_form, double *out) {
     int64_t n = tensor_numel(x), len = x->shape[dim], inner = 1;
     for (int d = dim + 1; d < x->ndim; d++) inner *= x->shape[d];
-    for (int64_t i = 0; i < n; i++) {
-        /* First element of i's slice along dim. */
-        int64_t base = i - (i / inner % len) * inner;
+    for (int64_t base = 0; base < n; base++) {
+        if (base / inner % len != 0) continue; /* first element of a slice along dim */
         double m = -INFINITY, s = 0;
         for (int64_t j = 0; j < len; j++) m = fmax(m, elem_linear(x, base + j * inner));
         for (int64_t j = 0; j < len; j++) s += exp(elem_linear(x, base + j * inner) - m);
-        double v = elem_linear(x, i);
-        out[i] = log_form ? v - m - log(s) : exp(v - m) / s;
+        for (int64_t j = 0; j < len; j++) {
+            double v = elem_linear(x, base + j * inner);
+            out[base + j * inner] = log_form ? v - m - log(s) : exp(v - m) / s;
+        }
     }
 }
 
@@ -520,9 +537,9 @@ static void test_softmax(void **state) {
 }
 
 static void test_softmax_stability(void **state) {
-    Tensor *x = tensor_from_data(2, (int64_t[]){3, 3},
-                                 (float[]){1000, 999, -INFINITY, -1000, -1001, -1002, -INFINITY,
-                                           -INFINITY, -INFINITY});
+    Tensor *x = tensor_from_data(
+        2, (int64_t[]){3, 3},
+        (float[]){1000, 999, -INFINITY, -1000, -1001, -1002, -INFINITY, -INFINITY, -INFINITY});
     double e1 = exp(-1.0), e2 = exp(-2.0), s0 = 1 + e1, s1 = 1 + e1 + e2;
     Tensor *y = tensor_softmax(x, 1);
     check_result("softmax stable", y, 2, x->shape,
@@ -531,8 +548,8 @@ static void test_softmax_stability(void **state) {
     tensor_free(y);
     y = tensor_log_softmax(x, -1);
     check_result("log_softmax stable", y, 2, x->shape,
-                 (double[]){-log(s0), -1 - log(s0), -INFINITY, -log(s1), -1 - log(s1),
-                            -2 - log(s1), NAN, NAN, NAN},
+                 (double[]){-log(s0), -1 - log(s0), -INFINITY, -log(s1), -1 - log(s1), -2 - log(s1),
+                            NAN, NAN, NAN},
                  1e-6, 1e-6);
     tensor_free(y);
     /* Along dim 0 of the transpose (the lane loop). */

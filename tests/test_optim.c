@@ -20,7 +20,7 @@
 #include "tests/fixture_records.h"
 
 #define N_PARAMS 4
-#define N_STEPS 5
+#define N_STEPS  5
 static const char *const param_names[N_PARAMS] = {"p0", "p1", "p2", "p3"};
 
 /* The groups of the fixture script (its inputs, not its results). */
@@ -449,7 +449,7 @@ static void test_checkpoint_load_errors(void **state) {
     assert_int_equal(checkpoint_load(path, small, NULL, NULL), HG_ERR_FORMAT);
     assert_non_null(strstr(hg_last_error(), "net.9.weight"));
     assert_non_null(strstr(hg_last_error(), "net.2.bias")); /* unexpected */
-    assert_null(strstr(hg_last_error(), "optimizer."));   /* not model state */
+    assert_null(strstr(hg_last_error(), "optimizer."));     /* not model state */
     param_set_free(small);
     tiny_model_free(&m);
     unlink(path);

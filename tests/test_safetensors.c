@@ -634,6 +634,11 @@ static void test_open_errors(void **state) {
     assert_error_has("cannot open");
     assert_null(safetensors_open(dir.path));
     assert_error_has("not a regular file");
+    snprintf(path, sizeof path, "%s/fifo", dir.path);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    assert_null(safetensors_open(path)); /* must not block waiting for a writer */
+    assert_error_has("not a regular file");
+    unlink(path);
     /* An on-disk bad file names its path. */
     snprintf(path, sizeof path, "%s/short.safetensors", dir.path);
     FILE *fp = fopen(path, "wb");
