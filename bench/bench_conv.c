@@ -1,10 +1,13 @@
 /* Benchmark of conv2d_forward on EfficientNet-typical layers (batch 1, no bias)
  * against PyTorch's F.conv2d measured in the same run. One line per case:
  *   conv kind=dw3x3 c=192 hw=64 stride=1 threads=2 ms=0.123 torch_ms=0.150
- * ms: the median over repetitions with this process's OpenMP threads (T);
- * torch_ms: the best of PyTorch's medians with 1 and 2 threads, each measured by
- * an embedded python3 script with torch.set_num_threads and OMP_NUM_THREADS
- * pinned; "NA" when no python3 with torch is found. `--quick`: fewer repetitions. */
+ * ms: the best (minimum) time over repetitions with this process's OpenMP
+ * threads (T); torch_ms: the best time of PyTorch with 1 and with 2 threads, each
+ * measured by an embedded python3 script with torch.set_num_threads and
+ * OMP_NUM_THREADS pinned; "NA" when no python3 with torch is found. Minima are
+ * used on both sides because they are robust to other processes sharing the
+ * cores (medians of 2-thread runs on a busy 2-core machine mostly measure the
+ * scheduler). `--quick`: fewer repetitions. */
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,17 +30,12 @@ static double now_seconds(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static int cmp_double(const void *x, const void *y) {
-    double a = *(const double *)x, b = *(const double *)y;
-    return (a > b) - (a < b);
-}
-
 static bool is_depthwise(const Case *c) {
     return c->kind[0] == 'd';
 }
 
 /* Times every case listed in argv (kind,cin,cout,k,hw,stride) with t threads and
- * prints "index ms" lines (median of reps after warm-up). */
+ * prints "index ms" lines (minimum of reps after warm-up). */
 static const char *torch_script =
     "import sys, time, torch\n"
     "import torch.nn.functional as F\n"
@@ -56,8 +54,7 @@ static const char *torch_script =
     "            t0 = time.perf_counter()\n"
     "            F.conv2d(x, w, None, s, k // 2, 1, g)\n"
     "            times.append(time.perf_counter() - t0)\n"
-    "    times = sorted(times[5:])\n"
-    "    print(i, times[len(times) // 2] * 1e3, flush=True)\n";
+    "    print(i, min(times[5:]) * 1e3, flush=True)\n";
 
 /* A python3 that imports torch, or NULL. */
 static const char *find_python(void) {
@@ -102,7 +99,7 @@ static double measure_ours(const Case *c, int reps) {
     Tensor *x = tensor_normal(SHAPE(1, c->cin, c->hw, c->hw), 0, 1, &rng);
     Tensor *w = tensor_normal(SHAPE(c->cout, c->cin / groups, c->k, c->k), 0, 1, &rng);
     Conv2dSpec spec = conv2d_spec(c->stride, (int)(c->k / 2), 1, (int)groups);
-    double *times = malloc(sizeof(double) * (size_t)reps);
+    double best = 1e30;
     for (int r = -5; r < reps; r++) {
         double t0 = now_seconds();
         Tensor *y = conv2d_forward(x, w, NULL, &spec);
@@ -112,11 +109,9 @@ static double measure_ours(const Case *c, int reps) {
             exit(1);
         }
         tensor_free(y);
-        if (r >= 0) times[r] = t;
+        if (r >= 0 && t < best) best = t;
     }
-    qsort(times, (size_t)reps, sizeof *times, cmp_double);
-    double ms = times[reps / 2] * 1e3;
-    free(times);
+    double ms = best * 1e3;
     tensor_free(x);
     tensor_free(w);
     return ms;
@@ -124,7 +119,7 @@ static double measure_ours(const Case *c, int reps) {
 
 int main(int argc, char **argv) {
     bool quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
-    int reps = quick ? 15 : 60;
+    int reps = quick ? 20 : 100;
     Case cases[] = {
         {"pw", 32, 192, 1, 64, 1, 0},    {"pw", 192, 32, 1, 64, 1, 0},
         {"pw", 32, 192, 1, 128, 1, 0},   {"pw", 192, 32, 1, 128, 1, 0},

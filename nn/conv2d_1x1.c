@@ -1,19 +1,55 @@
 /* 1x1 convolution, stride 1, no padding: a matrix product per image, with no
  * im2col since an NCHW image already is the (Cin x HW) matrix the GEMM needs.
+ * The forward uses the direct AVX2 kernel of conv2d_1x1_avx2.c when the CPU has
+ * it (no packing), gemm() otherwise; the backward uses gemm().
  * Per image n and group g (Cin_g, Cout_g channels):
  *
  *   forward:   out[n]_g = W_g (Cout_g x Cin_g) @ x[n]_g (Cin_g x HW)  (+ b)
  *   backward:  dx[n]_g  = W_g^T @ dout[n]_g
  *              dW_g     = sum_n dout[n]_g (Cout_g x HW) @ x[n]_g^T
  *              db       = sum over n and HW of dout */
+#include <stdlib.h>
 #include <string.h>
 
 #include "nn/conv2d_kernels.h"
 #include "tensor/gemm.h"
 
+/* Pixel columns per task of the direct AVX2 kernel (a multiple of its 24-wide tile). */
+#define COLUMNS_PER_TASK 192
+
 hg_status conv2d_1x1_forward(float *out, const float *x, const float *w, const float *b,
                              const Conv2dGeom *g) {
     int64_t hw = g->h * g->w, cin_g = g->c_in / g->groups, cout_g = g->c_out / g->groups;
+    if (conv2d_cpu_has_avx2()) {
+        /* Tasks are (image, group, column range): disjoint parts of out. */
+        int64_t per_image = (hw + COLUMNS_PER_TASK - 1) / COLUMNS_PER_TASK;
+        int64_t tasks = g->n * g->groups * per_image;
+        int failed = 0;
+#pragma omp parallel if (g->n * g->c_out * cin_g * hw > (1 << 18))
+        {
+            float *panel = malloc(sizeof(float) * (size_t)(CONV1X1_PANEL_COLS * cin_g));
+            if (!panel) {
+#pragma omp atomic write
+                failed = 1;
+            }
+#pragma omp for schedule(static)
+            for (int64_t t = 0; t < tasks; t++) {
+                if (!panel) continue;
+                int64_t img = t / (g->groups * per_image), grp = (t / per_image) % g->groups;
+                int64_t p0 = (t % per_image) * COLUMNS_PER_TASK;
+                int64_t p1 = p0 + COLUMNS_PER_TASK < hw ? p0 + COLUMNS_PER_TASK : hw;
+                conv2d_1x1_columns_avx2(out + (img * g->c_out + grp * cout_g) * hw,
+                                        x + (img * g->c_in + grp * cin_g) * hw,
+                                        w + grp * cout_g * cin_g, b ? b + grp * cout_g : NULL,
+                                        cout_g, cin_g, hw, p0, p1, panel);
+            }
+            free(panel);
+        }
+        if (failed)
+            return hg_fail(HG_ERR_NOMEM, "conv2d (1x1): no memory for a %d x %lld panel",
+                           CONV1X1_PANEL_COLS, (long long)cin_g);
+        return HG_OK;
+    }
     for (int64_t n = 0; n < g->n; n++) {
         float *on = out + n * g->c_out * hw;
         if (b) {

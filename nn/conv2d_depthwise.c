@@ -99,13 +99,38 @@ static void plane_forward(float *out, const float *plane, const float *w, float 
 
 /* Threads above this many multiply-adds. */
 #define DW_PARALLEL_WORK (1 << 16)
+/* Plane buffers up to this many floats (32 KB) stay in L1 next to the outputs;
+ * taller planes are processed in bands of output rows. */
+#define DW_BAND_FLOATS 8192
+
+/* Output rows per band: as few bands as keep the buffer under DW_BAND_FLOATS,
+ * of equal height (even, for the AVX2 kernel's row pairs). */
+static int64_t band_rows(const Conv2dGeom *g) {
+    DwPlane whole = dw_plane_layout(g);
+    int64_t bands = (whole.rows * whole.row_stride + DW_BAND_FLOATS - 1) / DW_BAND_FLOATS;
+    if (bands < 1) bands = 1;
+    int64_t rows = (g->oh + bands - 1) / bands;
+    rows += rows % 2;
+    return rows < g->oh ? rows : g->oh;
+}
+
+/* The geometry of output rows [y0, y0 + rows): the same convolution on the input
+ * shifted up by y0*sh rows (pt may become negative). */
+static Conv2dGeom band_geometry(const Conv2dGeom *g, int64_t y0, int64_t rows) {
+    Conv2dGeom b = *g;
+    b.oh = rows < g->oh - y0 ? rows : g->oh - y0;
+    b.pt = (int)(g->pt - y0 * g->sh);
+    return b;
+}
 
 hg_status conv2d_depthwise_forward(float *out, const float *x, const float *w, const float *b,
                                    const Conv2dGeom *g, bool portable) {
-    DwPlane p = dw_plane_layout(g);
     bool avx2 = !portable && conv2d_cpu_has_avx2();
     int64_t planes = g->n * g->c_in, kk = g->kh * g->kw, ohw = g->oh * g->ow;
-    size_t buf_bytes = (sizeof(float) * (size_t)(p.rows * p.row_stride) + 63) / 64 * 64;
+    int64_t band = band_rows(g);
+    Conv2dGeom first = band_geometry(g, 0, band);
+    DwPlane fp = dw_plane_layout(&first);
+    size_t buf_bytes = (sizeof(float) * (size_t)(fp.rows * fp.row_stride) + 63) / 64 * 64;
     int failed = 0;
 #pragma omp parallel if (planes * ohw * kk > DW_PARALLEL_WORK)
     {
@@ -118,19 +143,25 @@ hg_status conv2d_depthwise_forward(float *out, const float *x, const float *w, c
         for (int64_t q = 0; q < planes; q++) {
             if (!buf) continue;
             int64_t c = q % g->c_in;
-            if (avx2) {
-                dw_plane_fill_avx2(buf, x + q * g->h * g->w, g, &p);
-                conv2d_depthwise_plane_avx2(out + q * ohw, buf, w + c * kk, b ? b[c] : 0.0f, g, &p);
-            } else {
-                dw_plane_fill(buf, x + q * g->h * g->w, g, &p);
-                plane_forward(out + q * ohw, buf, w + c * kk, b ? b[c] : 0.0f, g, &p);
+            const float *xq = x + q * g->h * g->w;
+            for (int64_t y0 = 0; y0 < g->oh; y0 += band) {
+                Conv2dGeom gb = band_geometry(g, y0, band);
+                DwPlane p = dw_plane_layout(&gb);
+                float *o = out + q * ohw + y0 * g->ow;
+                if (avx2) {
+                    dw_plane_fill_avx2(buf, xq, &gb, &p);
+                    conv2d_depthwise_plane_avx2(o, buf, w + c * kk, b ? b[c] : 0.0f, &gb, &p);
+                } else {
+                    dw_plane_fill(buf, xq, &gb, &p);
+                    plane_forward(o, buf, w + c * kk, b ? b[c] : 0.0f, &gb, &p);
+                }
             }
         }
         free(buf);
     }
     if (failed)
         return hg_fail(HG_ERR_NOMEM, "conv2d (depthwise): no memory for a %lld-float plane buffer",
-                       (long long)(p.rows * p.row_stride));
+                       (long long)(fp.rows * fp.row_stride));
     return HG_OK;
 }
 

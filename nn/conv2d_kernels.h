@@ -75,6 +75,13 @@ bool conv2d_cpu_has_avx2(void);
  * plane's kh x kw weights and bias (conv2d_depthwise_avx2.c). */
 void conv2d_depthwise_plane_avx2(float *out, const float *plane, const float *w, float b,
                                  const Conv2dGeom *g, const DwPlane *p);
+/* 1x1 convolution of one image and group (conv2d_1x1_avx2.c):
+ * out[o][p] = b[o] + sum_c w[o*k + c] * x[c*hw + p] for o < m and p in [p0, p1),
+ * b may be NULL; panel is scratch of CONV1X1_PANEL_COLS * k floats. */
+#define CONV1X1_PANEL_COLS 24
+void conv2d_1x1_columns_avx2(float *out, const float *x, const float *w, const float *b,
+                             int64_t m, int64_t k, int64_t hw, int64_t p0, int64_t p1,
+                             float *panel);
 /* dw_plane_fill with AVX2 de-interleaving for stride 2 (the same result). */
 void dw_plane_fill_avx2(float *buf, const float *x, const Conv2dGeom *g, const DwPlane *p);
 

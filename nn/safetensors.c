@@ -7,6 +7,8 @@
  * the data region are tolerated here. */
 #include "nn/safetensors.h"
 
+#include "tensor/half.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -121,30 +123,10 @@ static void shape_string(int ndim, const int64_t *shape, char *buf, size_t size)
 
 /* ---- floating-point formats -> F32 (exact) ---- */
 
-/* IEEE binary16: 1 sign, 5 exponent (bias 15), 10 fraction bits. Every half
- * value is a float: normals re-bias the exponent to 127, subnormals are
- * fraction * 2^-24, inf/nan keep their fraction in the top float fraction bits. */
-static float f16_to_f32(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
-    uint32_t exp = (h >> 10) & 0x1F, frac = h & 0x3FF;
-    uint32_t bits;
-    if (exp == 0) {
-        float v = (float)frac * 0x1p-24f;
-        return sign ? -v : v;
-    }
-    if (exp == 31)
-        bits = sign | 0x7F800000u | (frac << 13);
-    else
-        bits = sign | ((exp + 127 - 15) << 23) | (frac << 13);
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
 /* float8 e5m2 has binary16's sign and exponent with a 2-bit fraction: it is the
  * top byte of a half. */
 static float f8e5m2_to_f32(uint8_t b) {
-    return f16_to_f32((uint16_t)(b << 8));
+    return half_to_float((uint16_t)(b << 8));
 }
 
 /* float8 e4m3 ("fn", as torch.float8_e4m3fn): 4 exponent bits (bias 7), 3
@@ -164,7 +146,7 @@ static float f8e4m3_to_f32(uint8_t b) {
 }
 
 /* bfloat16 is the top half of a float. */
-static float bf16_to_f32(uint16_t h) {
+static float bhalf_to_float(uint16_t h) {
     uint32_t bits = (uint32_t)h << 16;
     float f;
     memcpy(&f, &bits, 4);
@@ -187,9 +169,9 @@ static void convert_to_float(SafetensorsDtype dtype, const unsigned char *src, f
         if (n) memcpy(dst, src, (size_t)n * 4);
         return;
     case ST_F16:
-        CONVERT(uint16_t, f16_to_f32(v))
+        CONVERT(uint16_t, half_to_float(v))
     case ST_BF16:
-        CONVERT(uint16_t, bf16_to_f32(v))
+        CONVERT(uint16_t, bhalf_to_float(v))
     case ST_F8_E5M2:
         CONVERT(uint8_t, f8e5m2_to_f32(v))
     case ST_F8_E4M3:

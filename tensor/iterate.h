@@ -140,8 +140,11 @@ static inline void iter_run_range(const StridedIter *it, int64_t begin, int64_t 
 /* Runs the kernel over all elements, split over threads when large. */
 static inline void iter_run(const StridedIter *it, iter_kernel_fn kernel, const void *ctx) {
     int64_t numel = it->numel;
-    if (numel == 0) return;
-#pragma omp parallel if (numel > ITER_PARALLEL_MIN)
+    if (numel <= ITER_PARALLEL_MIN) { /* even an inactive parallel region costs ~1 us */
+        if (numel > 0) iter_run_range(it, 0, numel, kernel, ctx);
+        return;
+    }
+#pragma omp parallel
     {
         int64_t threads = omp_get_num_threads(), t = omp_get_thread_num();
         /* Chunks are multiples of 16 elements so each thread's runs stay aligned. */

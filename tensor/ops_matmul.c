@@ -105,6 +105,23 @@ static int64_t folded_row_stride(const MatOperand *a, int64_t m, int64_t k, int 
     return stride >= k && stride > 0 ? stride : 0;
 }
 
+/* A batch of products C[i] = op(A[i]) op(B[i]), C contiguous. */
+typedef struct Batch {
+    const MatOperand *a, *b;
+    const float *pa, *pb;
+    float *pc;
+    int64_t m, n, k;
+    int ndim; /* broadcast batch dims */
+    int64_t nbatch, shape[TENSOR_MAX_DIMS], a_stride[TENSOR_MAX_DIMS], b_stride[TENSOR_MAX_DIMS];
+} Batch;
+
+static void batch_product(const Batch *bt, int64_t i) {
+    const float *ai = bt->pa + iter_offset_of(i, bt->ndim, bt->shape, bt->a_stride);
+    const float *bi = bt->pb + iter_offset_of(i, bt->ndim, bt->shape, bt->b_stride);
+    gemm(bt->a->gemm_trans, bt->b->gemm_trans, bt->m, bt->n, bt->k, 1.0f, ai, bt->a->ld, bi,
+         bt->b->ld, 0.0f, bt->pc + i * bt->m * bt->n, bt->n);
+}
+
 static Tensor *matmul_fail(hg_status code, const Tensor *a, const Tensor *b, bool ta, bool tb,
                            const char *what) {
     char sa[128], sb[128];
@@ -148,27 +165,29 @@ Tensor *tensor_matmul(const Tensor *a, const Tensor *b, bool trans_a, bool trans
         tensor_free(out);
         return NULL;
     }
-    int64_t nbatch = 1, sa[TENSOR_MAX_DIMS], sb[TENSOR_MAX_DIMS];
-    for (int i = 0; i < bnd; i++) nbatch *= bshape[i];
-    batch_strides(&oa, bnd, bshape, sa);
-    batch_strides(&ob, bnd, bshape, sb);
-    const float *pa = tensor_data(oa.t), *pb = tensor_data(ob.t);
-    float *pc = tensor_data(out);
+    Batch bt = {.a = &oa, .b = &ob, .m = m, .n = n, .k = k, .ndim = bnd, .nbatch = 1};
+    for (int i = 0; i < bnd; i++) {
+        bt.shape[i] = bshape[i];
+        bt.nbatch *= bshape[i];
+    }
+    batch_strides(&oa, bnd, bshape, bt.a_stride);
+    batch_strides(&ob, bnd, bshape, bt.b_stride);
+    bt.pa = tensor_data(oa.t);
+    bt.pb = tensor_data(ob.t);
+    bt.pc = tensor_data(out);
 
-    int64_t fold_lda = nbatch > 1 ? folded_row_stride(&oa, m, k, bnd, bshape, sa, sb) : 0;
+    int64_t fold_lda =
+        bt.nbatch > 1 ? folded_row_stride(&oa, m, k, bnd, bshape, bt.a_stride, bt.b_stride) : 0;
     double macs = (double)m * (double)n * (double)k;
     if (fold_lda > 0) {
-        gemm(false, ob.gemm_trans, nbatch * m, n, k, 1.0f, pa, fold_lda, pb, ob.ld, 0.0f, pc, n);
+        gemm(false, ob.gemm_trans, bt.nbatch * m, n, k, 1.0f, bt.pa, fold_lda, bt.pb, ob.ld, 0.0f,
+             bt.pc, n);
+    } else if (bt.nbatch > 1 && macs < BATCH_PARALLEL_MAX_MACS &&
+               macs * (double)bt.nbatch > BATCH_PARALLEL_MIN_TOTAL_MACS) {
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < bt.nbatch; i++) batch_product(&bt, i);
     } else {
-        bool threads = nbatch > 1 && macs < BATCH_PARALLEL_MAX_MACS &&
-                       macs * (double)nbatch > BATCH_PARALLEL_MIN_TOTAL_MACS;
-#pragma omp parallel for if (threads) schedule(static)
-        for (int64_t i = 0; i < nbatch; i++) {
-            const float *ai = pa + iter_offset_of(i, bnd, bshape, sa);
-            const float *bi = pb + iter_offset_of(i, bnd, bshape, sb);
-            gemm(oa.gemm_trans, ob.gemm_trans, m, n, k, 1.0f, ai, oa.ld, bi, ob.ld, 0.0f,
-                 pc + i * m * n, n);
-        }
+        for (int64_t i = 0; i < bt.nbatch; i++) batch_product(&bt, i);
     }
     tensor_free(oa.copy);
     tensor_free(ob.copy);

@@ -26,8 +26,11 @@
 #define REDUCE_PARALLEL_MIN 32768
 /* Output elements accumulated together in the outer loop order. */
 #define LANE_BLOCK 256
-/* Smallest piece of one reduction handed to a thread. */
-#define CHUNK_MIN 16384
+/* Below this many work items a reduction is also split along the reduced
+ * positions, into pieces of at least CHUNK_MIN positions, at most MAX_CHUNKS. */
+#define FEW_ITEMS  16
+#define CHUNK_MIN  16384
+#define MAX_CHUNKS 64
 
 typedef enum { RED_SUM, RED_MAX, RED_MIN, RED_SUMEXP } ReduceKind;
 
@@ -221,15 +224,14 @@ static Partial reduce_positions(const ReducePlan *p, ReduceKind kind, float shif
     return part;
 }
 
-/* How many pieces to cut each reduction into so that `items` work items keep
- * the threads busy (1 when there are enough output elements already). */
-static int64_t chunk_count(int64_t items, int64_t rsize, bool parallel) {
-    if (!parallel) return 1;
-    int64_t threads = omp_get_max_threads();
-    if (items >= 2 * threads) return 1;
-    int64_t want = (4 * threads + items - 1) / items, most = rsize / CHUNK_MIN;
-    if (want > most) want = most;
-    return want > 1 ? want : 1;
+/* How many pieces to cut each reduction into when there are too few work
+ * items (output elements or lane blocks) to share among threads. It depends on
+ * the sizes only, never on the thread count, so results (the order in which
+ * partial sums are added) are the same whatever the number of threads. */
+static int64_t chunk_count(int64_t items, int64_t rsize) {
+    if (items >= FEW_ITEMS) return 1;
+    int64_t chunks = rsize / CHUNK_MIN;
+    return chunks < 1 ? 1 : chunks > MAX_CHUNKS ? MAX_CHUNKS : chunks;
 }
 
 /* Combines the per-chunk partials parts[c * nout + o] in order and emits them. */
@@ -243,32 +245,41 @@ static void emit_chunked(const ReducePlan *p, const ReduceJob *job, const Partia
     }
 }
 
+/* Inner-order work item: piece c of output o's reduction, item = o * nchunks + c.
+ * Pieces go to parts[c * nout + o] when splitting, else straight to the output. */
+static void inner_item(const ReducePlan *p, const ReduceJob *job, int64_t item, int64_t nchunks,
+                       Partial *parts) {
+    int64_t o = item / nchunks, c = item % nchunks, rsize = p->rsize;
+    const float *base = p->in + iter_offset_of(o, p->nkeep, p->keep_shape, p->keep_in);
+    float shift = job->shift ? job->shift[o] : 0.0f;
+    Partial part =
+        reduce_positions(p, job->kind, shift, base, c * rsize / nchunks, (c + 1) * rsize / nchunks);
+    if (parts)
+        parts[c * p->nout + o] = part;
+    else
+        partial_emit(job, o, &part);
+}
+
 static hg_status run_inner(const ReducePlan *p, const ReduceJob *job) {
     int64_t nout = p->nout, rsize = p->rsize;
     bool parallel = nout * rsize > REDUCE_PARALLEL_MIN;
-    int64_t nchunks = chunk_count(nout, rsize, parallel);
-    if (nchunks == 1) {
-#pragma omp parallel for if (parallel) schedule(static)
-        for (int64_t o = 0; o < nout; o++) {
-            const float *base = p->in + iter_offset_of(o, p->nkeep, p->keep_shape, p->keep_in);
-            float shift = job->shift ? job->shift[o] : 0.0f;
-            Partial part = reduce_positions(p, job->kind, shift, base, 0, rsize);
-            partial_emit(job, o, &part);
-        }
-        return HG_OK;
+    int64_t nchunks = chunk_count(nout, rsize), items = nout * nchunks;
+    Partial *parts = NULL;
+    if (nchunks > 1) {
+        parts = malloc(sizeof(Partial) * (size_t)items);
+        if (!parts) return hg_fail(HG_ERR_NOMEM, "reduce: out of memory for partial results");
     }
-    Partial *parts = malloc(sizeof(Partial) * (size_t)(nout * nchunks));
-    if (!parts) return hg_fail(HG_ERR_NOMEM, "reduce: out of memory for partial results");
+    /* Small reductions skip the (costly even when inactive) parallel region. */
+    if (parallel) {
 #pragma omp parallel for schedule(static)
-    for (int64_t item = 0; item < nout * nchunks; item++) {
-        int64_t o = item / nchunks, c = item % nchunks;
-        const float *base = p->in + iter_offset_of(o, p->nkeep, p->keep_shape, p->keep_in);
-        float shift = job->shift ? job->shift[o] : 0.0f;
-        parts[c * nout + o] = reduce_positions(p, job->kind, shift, base, c * rsize / nchunks,
-                                               (c + 1) * rsize / nchunks);
+        for (int64_t item = 0; item < items; item++) inner_item(p, job, item, nchunks, parts);
+    } else {
+        for (int64_t item = 0; item < items; item++) inner_item(p, job, item, nchunks, parts);
     }
-    emit_chunked(p, job, parts, nchunks);
-    free(parts);
+    if (parts) {
+        emit_chunked(p, job, parts, nchunks);
+        free(parts);
+    }
     return HG_OK;
 }
 
@@ -321,51 +332,66 @@ static void outer_block(const ReducePlan *p, const ReduceJob *job, int lane, con
     for (int64_t j = 0; j < nb; j++) part[j] = (Partial){acc[j], best[j], arg[j]};
 }
 
-static hg_status run_outer(const ReducePlan *p, const ReduceJob *job, int lane) {
-    /* The other kept dims enumerate rows of lanes. */
-    int nrow_dims = 0;
+/* The outer order's view of the kept dims: `lane` and the others (rows). */
+typedef struct OuterShape {
+    int lane, nrow_dims;
     int64_t row_shape[TENSOR_MAX_DIMS], row_in[TENSOR_MAX_DIMS], row_out[TENSOR_MAX_DIMS];
+    int64_t lanes, nblocks, nchunks;
+} OuterShape;
+
+/* Outer-order work item: piece c of the reduction of lane block `block` of
+ * row `row`, item = (row * nblocks + block) * nchunks + c. */
+static void outer_item(const ReducePlan *p, const ReduceJob *job, const OuterShape *os,
+                       int64_t item, Partial *parts) {
+    int64_t nchunks = os->nchunks, rsize = p->rsize, lane_out = p->keep_out[os->lane];
+    int64_t c = item % nchunks, block = item / nchunks % os->nblocks;
+    int64_t row = item / nchunks / os->nblocks;
+    int64_t j0 = block * LANE_BLOCK, nb = os->lanes - j0 < LANE_BLOCK ? os->lanes - j0 : LANE_BLOCK;
+    int64_t o0 = iter_offset_of(row, os->nrow_dims, os->row_shape, os->row_out) + j0 * lane_out;
+    const float *base = p->in + iter_offset_of(row, os->nrow_dims, os->row_shape, os->row_in) +
+                        j0 * p->keep_in[os->lane];
+    float shift[LANE_BLOCK];
+    if (job->shift)
+        for (int64_t j = 0; j < nb; j++) shift[j] = job->shift[o0 + j * lane_out];
+    Partial part[LANE_BLOCK];
+    outer_block(p, job, os->lane, base, nb, c * rsize / nchunks, (c + 1) * rsize / nchunks, part,
+                shift);
+    for (int64_t j = 0; j < nb; j++) {
+        int64_t o = o0 + j * lane_out;
+        if (parts)
+            parts[c * p->nout + o] = part[j];
+        else
+            partial_emit(job, o, &part[j]);
+    }
+}
+
+static hg_status run_outer(const ReducePlan *p, const ReduceJob *job, int lane) {
+    OuterShape os = {.lane = lane, .nrow_dims = 0};
     for (int d = 0; d < p->nkeep; d++) {
         if (d == lane) continue;
-        row_shape[nrow_dims] = p->keep_shape[d];
-        row_in[nrow_dims] = p->keep_in[d];
-        row_out[nrow_dims++] = p->keep_out[d];
+        os.row_shape[os.nrow_dims] = p->keep_shape[d];
+        os.row_in[os.nrow_dims] = p->keep_in[d];
+        os.row_out[os.nrow_dims++] = p->keep_out[d];
     }
-    int64_t lanes = p->keep_shape[lane], lane_out = p->keep_out[lane];
-    int64_t nrows = p->nout / lanes, nblocks = (lanes + LANE_BLOCK - 1) / LANE_BLOCK;
-    int64_t nout = p->nout, rsize = p->rsize;
-    bool parallel = nout * rsize > REDUCE_PARALLEL_MIN;
-    int64_t nchunks = chunk_count(nrows * nblocks, rsize, parallel);
+    os.lanes = p->keep_shape[lane];
+    os.nblocks = (os.lanes + LANE_BLOCK - 1) / LANE_BLOCK;
+    int64_t nrows = p->nout / os.lanes;
+    bool parallel = p->nout * p->rsize > REDUCE_PARALLEL_MIN;
+    os.nchunks = chunk_count(nrows * os.nblocks, p->rsize);
     Partial *parts = NULL;
-    if (nchunks > 1) {
-        parts = malloc(sizeof(Partial) * (size_t)(nout * nchunks));
+    if (os.nchunks > 1) {
+        parts = malloc(sizeof(Partial) * (size_t)(p->nout * os.nchunks));
         if (!parts) return hg_fail(HG_ERR_NOMEM, "reduce: out of memory for partial results");
     }
-    int64_t items = nrows * nblocks * nchunks;
-#pragma omp parallel for if (parallel) schedule(static)
-    for (int64_t item = 0; item < items; item++) {
-        int64_t c = item % nchunks, block = item / nchunks % nblocks,
-                row = item / nchunks / nblocks;
-        int64_t j0 = block * LANE_BLOCK, nb = lanes - j0 < LANE_BLOCK ? lanes - j0 : LANE_BLOCK;
-        int64_t o0 = iter_offset_of(row, nrow_dims, row_shape, row_out) + j0 * lane_out;
-        const float *base =
-            p->in + iter_offset_of(row, nrow_dims, row_shape, row_in) + j0 * p->keep_in[lane];
-        float shift[LANE_BLOCK];
-        if (job->shift)
-            for (int64_t j = 0; j < nb; j++) shift[j] = job->shift[o0 + j * lane_out];
-        Partial part[LANE_BLOCK];
-        outer_block(p, job, lane, base, nb, c * rsize / nchunks, (c + 1) * rsize / nchunks, part,
-                    shift);
-        for (int64_t j = 0; j < nb; j++) {
-            int64_t o = o0 + j * lane_out;
-            if (parts)
-                parts[c * nout + o] = part[j];
-            else
-                partial_emit(job, o, &part[j]);
-        }
+    int64_t items = nrows * os.nblocks * os.nchunks;
+    if (parallel) {
+#pragma omp parallel for schedule(static)
+        for (int64_t item = 0; item < items; item++) outer_item(p, job, &os, item, parts);
+    } else {
+        for (int64_t item = 0; item < items; item++) outer_item(p, job, &os, item, parts);
     }
     if (parts) {
-        emit_chunked(p, job, parts, nchunks);
+        emit_chunked(p, job, parts, os.nchunks);
         free(parts);
     }
     return HG_OK;
@@ -627,6 +653,25 @@ static void softmax_lanes(const float *x, float *y, int64_t d, int64_t inner, in
         }
 }
 
+typedef struct SoftmaxShape {
+    const float *in;
+    float *out;
+    int64_t len, inner, nblocks; /* (outer, len, inner) contiguous */
+    bool log_form;
+} SoftmaxShape;
+
+/* One row (inner == 1) or one block of lanes of one outer index. */
+static void softmax_item(const SoftmaxShape *sh, int64_t item) {
+    if (sh->inner == 1) {
+        softmax_row(sh->in + item * sh->len, sh->out + item * sh->len, sh->len, sh->log_form);
+        return;
+    }
+    int64_t o = item / sh->nblocks, j0 = item % sh->nblocks * LANE_BLOCK;
+    int64_t nb = sh->inner - j0 < LANE_BLOCK ? sh->inner - j0 : LANE_BLOCK;
+    int64_t at = o * sh->len * sh->inner + j0;
+    softmax_lanes(sh->in + at, sh->out + at, sh->len, sh->inner, nb, sh->log_form);
+}
+
 static Tensor *softmax_impl(const char *op, const Tensor *x, int dim, bool log_form) {
     char buf[128];
     if (!x) {
@@ -652,18 +697,13 @@ static Tensor *softmax_impl(const char *op, const Tensor *x, int dim, bool log_f
     const float *in = tensor_data(xc);
     float *y = tensor_data(out);
     bool parallel = outer * len * inner > REDUCE_PARALLEL_MIN;
-    if (inner == 1) {
-#pragma omp parallel for if (parallel) schedule(static)
-        for (int64_t o = 0; o < outer; o++) softmax_row(in + o * len, y + o * len, len, log_form);
+    SoftmaxShape sh = {in, y, len, inner, (inner + LANE_BLOCK - 1) / LANE_BLOCK, log_form};
+    int64_t items = inner == 1 ? outer : outer * sh.nblocks;
+    if (parallel) {
+#pragma omp parallel for schedule(static)
+        for (int64_t item = 0; item < items; item++) softmax_item(&sh, item);
     } else {
-        int64_t nblocks = (inner + LANE_BLOCK - 1) / LANE_BLOCK;
-#pragma omp parallel for if (parallel) schedule(static)
-        for (int64_t item = 0; item < outer * nblocks; item++) {
-            int64_t o = item / nblocks, j0 = item % nblocks * LANE_BLOCK;
-            int64_t nb = inner - j0 < LANE_BLOCK ? inner - j0 : LANE_BLOCK;
-            int64_t at = o * len * inner + j0;
-            softmax_lanes(in + at, y + at, len, inner, nb, log_form);
-        }
+        for (int64_t item = 0; item < items; item++) softmax_item(&sh, item);
     }
     tensor_free(xc);
     return out;

@@ -33,12 +33,11 @@ typedef struct UnaryArgs {
     }
 
 /* 1 / (1 + exp(-x)) without overflow: with e = exp(-|x|) <= 1 it is 1 / (1 + e)
- * for x >= 0 and e / (1 + e) below. A select rather than a branch, as the sign
- * of activations is unpredictable. */
+ * for x >= 0 and e / (1 + e) below. The factor max(sign(x), e) picks 1 or e
+ * without a branch (the sign of activations is unpredictable). */
 static inline float stable_sigmoid(float x) {
     float e = expf(-fabsf(x));
-    float r = 1.0f / (1.0f + e);
-    return x >= 0 ? r : e * r;
+    return fmaxf(copysignf(1.0f, x), e) / (1.0f + e);
 }
 
 /* PyTorch softplus: log1p(exp(beta x)) / beta, linear (x) once beta x > 20. */

@@ -298,6 +298,40 @@ static void test_random_vs_naive(void **state) {
     assert_true(depthwise > 30);
 }
 
+/* Planes large enough for the depthwise kernels to work in bands of output rows
+ * (AVX2 and portable), against naive_conv. */
+static void test_depthwise_bands(void **state) {
+    (void)state;
+    Rng r = rng_new(21);
+    Conv2dSpec specs[] = {conv2d_spec(1, 1, 1, 3), conv2d_spec(2, 1, 1, 3),
+                          conv2d_spec_same(2, 1, 3), conv2d_spec(1, 6, 2, 3),
+                          conv2d_spec_same(1, 1, 3)};
+    int64_t ks[] = {3, 3, 5, 7, 5};
+    for (int i = 0; i < 5; i++) {
+        Tensor *x = tensor_normal(SHAPE(1, 3, 151, 97), 0, 1, &r);
+        Tensor *w = tensor_normal(SHAPE(3, 1, ks[i], ks[i]), 0, 1, &r);
+        Tensor *b = tensor_normal(SHAPE(3), 0, 1, &r);
+        Conv2dGeom g;
+        assert_ok(conv2d_geometry("test", x, w, &specs[i], &g));
+        Tensor *out = conv2d_forward(x, w, b, &specs[i]);
+        assert_ok_ptr(out);
+        int64_t no = tensor_numel(out);
+        double *ref = malloc(sizeof(double) * (size_t)no);
+        float *port = malloc(sizeof(float) * (size_t)no);
+        naive_conv(&g, tensor_data(x), tensor_data(w), tensor_data(b), NULL, ref, NULL, NULL, NULL);
+        assert_ok(conv2d_depthwise_forward(port, tensor_data(x), tensor_data(w), tensor_data(b), &g,
+                                           true));
+        if (rel_diff(tensor_data(out), ref, no) > PARITY_TOL) fail_msg("case %d: forward", i);
+        if (rel_diff(port, ref, no) > PARITY_TOL) fail_msg("case %d: portable forward", i);
+        free(ref);
+        free(port);
+        tensor_free(out);
+        tensor_free(x);
+        tensor_free(w);
+        tensor_free(b);
+    }
+}
+
 /* A batch of 3 goes through the 1x1 GEMM path image by image. */
 static void test_1x1_batch(void **state) {
     (void)state;
@@ -485,6 +519,7 @@ int main(void) {
         cmocka_unit_test(test_parity_tape),
         cmocka_unit_test(test_parity_depthwise_portable),
         cmocka_unit_test(test_random_vs_naive),
+        cmocka_unit_test(test_depthwise_bands),
         cmocka_unit_test(test_1x1_batch),
         cmocka_unit_test(test_gradcheck_every_config),
         cmocka_unit_test(test_no_grad_saves_nothing),

@@ -445,6 +445,32 @@ static void test_sum_all(void **state) {
     assert_true(isnan(tensor_sum_all(NULL)));
 }
 
+/* Results do not depend on the number of threads (bit for bit). */
+static void test_reduce_thread_independent(void **state) {
+    static const int64_t shapes[][2] = {{3, 50000}, {50000, 3}, {613, 500}};
+    for (int s = 0; s < 3; s++) {
+        Tensor *x = make_layout(2, shapes[s], LAYOUT_CONTIGUOUS, 0);
+        Tensor *r[2][3];
+        double all[2];
+        for (int t = 0; t < 2; t++) {
+            omp_set_num_threads(t == 0 ? 1 : 3);
+            r[t][0] = tensor_sum(x, 1, (int[]){0}, false);
+            r[t][1] = tensor_mean(x, 1, (int[]){1}, false);
+            r[t][2] = tensor_logsumexp(x, 0, NULL, false);
+            all[t] = tensor_sum_all(x);
+        }
+        for (int k = 0; k < 3; k++) {
+            assert_int_equal(tensor_numel(r[0][k]), tensor_numel(r[1][k]));
+            assert_memory_equal(tensor_data(r[0][k]), tensor_data(r[1][k]),
+                                sizeof(float) * (size_t)tensor_numel(r[0][k]));
+            tensor_free(r[0][k]);
+            tensor_free(r[1][k]);
+        }
+        assert_true(all[0] == all[1]);
+        tensor_free(x);
+    }
+}
+
 static void test_sum_to_shape(void **state) {
     const int64_t xs[3] = {2, 3, 4};
     static const struct {
@@ -595,6 +621,7 @@ int main(void) {
         cmocka_unit_test(test_reduce_scalar),
         cmocka_unit_test(test_logsumexp_stability),
         cmocka_unit_test(test_sum_all),
+        cmocka_unit_test(test_reduce_thread_independent),
         cmocka_unit_test(test_sum_to_shape),
         cmocka_unit_test(test_softmax),
         cmocka_unit_test(test_softmax_stability),
