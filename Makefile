@@ -19,7 +19,7 @@ BUILD   ?= build
 COMPILE := $(CC) $(CFLAGS) $(HG_CFLAGS)
 LINK    := $(CC) $(LDFLAGS) $(HG_LDFLAGS)
 
-LAYERS  := tensor autograd nn models datasets
+LAYERS  := tensor autograd nn models datasets pipeline
 LIB_SRC := $(foreach d,$(LAYERS),$(wildcard $(d)/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 LIB     := $(BUILD)/libhgad.a

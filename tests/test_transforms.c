@@ -187,7 +187,8 @@ static void naive_pass(const uint8_t *in, uint8_t *out, int len_in, int len_out,
     for (int l = 0; l < n; l++)
         for (int o = 0; o < len_out; o++) {
             double center = (o + 0.5) * scale, acc = 0, wsum = 0;
-            for (int i = 0; i < len_in; i++) {
+            int lo = (int)floor(center - 3 * fs) - 1, hi = (int)ceil(center + 3 * fs) + 1;
+            for (int i = lo < 0 ? 0 : lo; i < len_in && i <= hi; i++) {
                 double w = lanczos3((i + 0.5 - center) / fs);
                 acc += w * in[l * in_line + i * in_step];
                 wsum += w;
@@ -226,6 +227,8 @@ static void test_lanczos_matches_naive_at_mvtec_size(void **state) {
         off += d != 0;
     }
     /* Fixed-point weights and two 8-bit roundings vs exact doubles. */
+    print_message("naive Lanczos: max difference %d, %lld of %d samples differ\n", worst,
+                  (long long)off, s * s * 3);
     assert_true(worst <= 1);
     assert_true(off < (int64_t)s * s * 3 / 20);
     free(tmp);
