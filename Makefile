@@ -119,3 +119,36 @@ fuzz: build-fuzz/fuzz_safetensors
 	cp tools/fuzz_corpus/safetensors/* build-fuzz/corpus/
 	build-fuzz/fuzz_safetensors -max_total_time=$(FUZZ_TIME) -print_final_stats=1 \
 	  -artifact_prefix=build-fuzz/crashes/ build-fuzz/corpus
+
+# ---- opt-in backbone parity with PyTorch (make parity) ----
+# Random-weight fixtures of the four backbones (about 500 MB) are written to
+# $(BUILD)/parity by the fixture script (python3-torch, python3-torchvision),
+# then compared with tolerance 1e-4 (max error / max value). The source sits in
+# tests/parity/ so that the unit suite (tests/test_*.c) does not pick it up.
+PARITY_BIN := $(BUILD)/tests/parity_backbones
+
+$(PARITY_BIN): tests/parity/parity_backbones.c $(TEST_UTIL) $(LIB)
+	@mkdir -p $(dir $@)
+	$(COMPILE) $(LDFLAGS) $< $(TEST_UTIL) $(LIB) -lcmocka $(LDLIBS) -o $@
+
+parity: $(PARITY_BIN)
+	python3 tools/fixtures/make_backbone_fixtures.py parity --out $(BUILD)/parity
+	$(PARITY_BIN) $(BUILD)/parity
+
+# ---- example programs (make examples, make run-examples) ----
+# Every examples/*.c except the shared drawing helper examples/plot.c is one
+# program, linked against the library; run-examples runs each (a few seconds
+# apiece) and each writes its PNG into $(BUILD)/examples/out/.
+EXAMPLE_SRC := $(filter-out examples/plot.c,$(wildcard examples/*.c))
+EXAMPLE_BIN := $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%)
+
+.PHONY: examples run-examples
+examples: $(EXAMPLE_BIN)
+
+$(BUILD)/examples/%: examples/%.c examples/plot.c examples/plot.h $(LIB)
+	@mkdir -p $(dir $@)
+	$(COMPILE) $(LDFLAGS) $< examples/plot.c $(LIB) $(LDLIBS) -o $@
+
+run-examples: $(EXAMPLE_BIN)
+	@mkdir -p $(BUILD)/examples/out
+	@for e in $(EXAMPLE_BIN); do echo "== $$e"; $$e $(BUILD)/examples/out || exit 1; done

@@ -87,7 +87,8 @@ static void measure_torch(Case *cases, int n, int reps) {
         int index;
         double ms;
         while (fscanf(p, "%d %lf", &index, &ms) == 2)
-            if (index >= 0 && index < n && (cases[index].torch_ms < 0 || ms < cases[index].torch_ms))
+            if (index >= 0 && index < n &&
+                (cases[index].torch_ms < 0 || ms < cases[index].torch_ms))
                 cases[index].torch_ms = ms;
         pclose(p);
     }
@@ -121,11 +122,11 @@ int main(int argc, char **argv) {
     bool quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
     int reps = quick ? 20 : 100;
     Case cases[] = {
-        {"pw", 32, 192, 1, 64, 1, 0},    {"pw", 192, 32, 1, 64, 1, 0},
-        {"pw", 32, 192, 1, 128, 1, 0},   {"pw", 192, 32, 1, 128, 1, 0},
-        {"dw3x3", 192, 192, 3, 64, 1, 0}, {"dw3x3", 192, 192, 3, 64, 2, 0},
+        {"pw", 32, 192, 1, 64, 1, 0},      {"pw", 192, 32, 1, 64, 1, 0},
+        {"pw", 32, 192, 1, 128, 1, 0},     {"pw", 192, 32, 1, 128, 1, 0},
+        {"dw3x3", 192, 192, 3, 64, 1, 0},  {"dw3x3", 192, 192, 3, 64, 2, 0},
         {"dw3x3", 192, 192, 3, 128, 1, 0}, {"dw3x3", 192, 192, 3, 128, 2, 0},
-        {"dw5x5", 192, 192, 5, 64, 1, 0}, {"dw5x5", 192, 192, 5, 64, 2, 0},
+        {"dw5x5", 192, 192, 5, 64, 1, 0},  {"dw5x5", 192, 192, 5, 64, 2, 0},
         {"dw5x5", 192, 192, 5, 128, 1, 0}, {"dw5x5", 192, 192, 5, 128, 2, 0},
     };
     int n = (int)(sizeof cases / sizeof *cases);

@@ -135,8 +135,8 @@ Tensor *batchnorm2d_forward(const Tensor *x, const Tensor *weight, const Tensor 
 }
 
 hg_status batchnorm2d_backward(const Tensor *dout, const Tensor *x, const Tensor *weight,
-                               const Tensor *mean, const Tensor *invstd, bool training,
-                               Tensor **dx, Tensor **dweight, Tensor **dbias) {
+                               const Tensor *mean, const Tensor *invstd, bool training, Tensor **dx,
+                               Tensor **dweight, Tensor **dbias) {
     const char *op = "batchnorm2d_backward";
     char s1[96], s2[96];
     if (dx) *dx = NULL;
@@ -223,9 +223,9 @@ Var *ag_batchnorm2d(Tape *tape, Var *x, Var *weight, Var *bias, Tensor *running_
                     Tensor *running_var, bool training, float momentum, float eps) {
     if (!x) return NULL;
     Tensor *mean = NULL, *invstd = NULL;
-    Tensor *y = batchnorm2d_forward(x->value, weight ? weight->value : NULL,
-                                    bias ? bias->value : NULL, running_mean, running_var, training,
-                                    momentum, eps, &mean, &invstd);
+    Tensor *y =
+        batchnorm2d_forward(x->value, weight ? weight->value : NULL, bias ? bias->value : NULL,
+                            running_mean, running_var, training, momentum, eps, &mean, &invstd);
     if (!y) return NULL;
     Var *inputs[3] = {x, NULL, NULL};
     int count = 1;

@@ -30,8 +30,8 @@ Tensor *batchnorm2d_forward(const Tensor *x, const Tensor *weight, const Tensor 
  *   dweight[c] = sum dout * xhat,  dbias[c] = sum dout.
  * dx, dweight, dbias may be NULL (skipped); they receive new tensors. */
 hg_status batchnorm2d_backward(const Tensor *dout, const Tensor *x, const Tensor *weight,
-                               const Tensor *mean, const Tensor *invstd, bool training,
-                               Tensor **dx, Tensor **dweight, Tensor **dbias);
+                               const Tensor *mean, const Tensor *invstd, bool training, Tensor **dx,
+                               Tensor **dweight, Tensor **dbias);
 
 /* batch norm on the tape; weight and bias may be NULL. The running statistics are
  * plain tensors (buffers), updated in place when training. */

@@ -88,8 +88,8 @@ static hg_status check_blur(const char *op, const Tensor *x, double sigma, doubl
         return hg_fail(HG_ERR_SHAPE, "%s: input %s needs at least 2 dims (H, W)", op,
                        tensor_shape_str(x, s, sizeof s));
     if (!(sigma >= 0) || !(truncate >= 0) || truncate * sigma > 1e6)
-        return hg_fail(HG_ERR_ARG, "%s: sigma %g and truncate %g must be >= 0 and finite", op, sigma,
-                       truncate);
+        return hg_fail(HG_ERR_ARG, "%s: sigma %g and truncate %g must be >= 0 and finite", op,
+                       sigma, truncate);
     return HG_OK;
 }
 
@@ -117,8 +117,8 @@ static Tensor *run(const char *op, const Tensor *src, double sigma, double trunc
             float *tmp = adjoint ? NULL : malloc(sizeof(float) * (size_t)(h * w));
             if (ext && acc && (adjoint || tmp)) {
                 if (adjoint)
-                    blur_plane_adjoint(po + q * h * w, ps + q * h * w, h, w, k, r, acc,
-                                       acc + h * w, ext);
+                    blur_plane_adjoint(po + q * h * w, ps + q * h * w, h, w, k, r, acc, acc + h * w,
+                                       ext);
                 else
                     blur_plane(po + q * h * w, ps + q * h * w, h, w, k, r, tmp, acc, ext);
             } else {
@@ -150,14 +150,15 @@ Tensor *gaussian_blur2d_backward(const Tensor *dout, double sigma, double trunca
 
 /* scalars: [0] sigma, [1] truncate. */
 static hg_status blur_backward_fn(Var *out) {
-    return var_accumulate_grad(out->inputs[0], gaussian_blur2d_backward(
-                                                   out->grad, out->scalars[0], out->scalars[1]));
+    return var_accumulate_grad(
+        out->inputs[0], gaussian_blur2d_backward(out->grad, out->scalars[0], out->scalars[1]));
 }
 
 Var *ag_gaussian_blur2d(Tape *tape, Var *x, double sigma, double truncate) {
     if (!x) return NULL;
-    Var *out = tape_record(tape, "gaussian_blur2d", gaussian_blur2d_forward(x->value, sigma, truncate),
-                           1, &x, blur_backward_fn);
+    Var *out =
+        tape_record(tape, "gaussian_blur2d", gaussian_blur2d_forward(x->value, sigma, truncate), 1,
+                    &x, blur_backward_fn);
     if (!out) return NULL;
     out->scalars[0] = sigma;
     out->scalars[1] = truncate;

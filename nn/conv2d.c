@@ -13,8 +13,8 @@
 /* ---- specs and geometry ---- */
 
 Conv2dSpec conv2d_spec(int stride, int padding, int dilation, int groups) {
-    Conv2dSpec s = {stride, stride, dilation, dilation, groups, padding, padding, padding, padding,
-                    false};
+    Conv2dSpec s = {stride,  stride,  dilation, dilation, groups,
+                    padding, padding, padding,  padding,  false};
     return s;
 }
 
@@ -46,8 +46,9 @@ static hg_status resolve_spec(const char *op, int64_t h, int64_t w, int64_t kh, 
         g->pl = spec->pad_left;
         g->pr = spec->pad_right;
         if (g->pt < 0 || g->pb < 0 || g->pl < 0 || g->pr < 0)
-            return hg_fail(HG_ERR_ARG, "%s: padding (top %d, bottom %d, left %d, right %d) must be >= 0",
-                           op, g->pt, g->pb, g->pl, g->pr);
+            return hg_fail(HG_ERR_ARG,
+                           "%s: padding (top %d, bottom %d, left %d, right %d) must be >= 0", op,
+                           g->pt, g->pb, g->pl, g->pr);
     }
     int64_t span_h = (int64_t)g->dh * (kh - 1) + 1, span_w = (int64_t)g->dw * (kw - 1) + 1;
     int64_t ph = h + g->pt + g->pb, pw = w + g->pl + g->pr;
@@ -95,12 +96,14 @@ hg_status conv2d_geometry(const char *op, const Tensor *x, const Tensor *w, cons
     hg_status st = resolve_spec(op, g->h, g->w, g->kh, g->kw, spec, g);
     if (st != HG_OK) return st;
     if (g->c_out < 1 || g->c_out % g->groups != 0)
-        return hg_fail(HG_ERR_SHAPE, "%s: weight %s: %lld output channels do not split into %d groups",
-                       op, sw, (long long)g->c_out, g->groups);
-    if (w->shape[1] * g->groups != g->c_in)
         return hg_fail(HG_ERR_SHAPE,
-                       "%s: weight %s expects %lld input channels per group (%d groups), input has %s",
-                       op, sw, (long long)w->shape[1], g->groups, sx);
+                       "%s: weight %s: %lld output channels do not split into %d groups", op, sw,
+                       (long long)g->c_out, g->groups);
+    if (w->shape[1] * g->groups != g->c_in)
+        return hg_fail(
+            HG_ERR_SHAPE,
+            "%s: weight %s expects %lld input channels per group (%d groups), input has %s", op, sw,
+            (long long)w->shape[1], g->groups, sx);
     return HG_OK;
 }
 
@@ -152,8 +155,8 @@ static void im2col(float *col, const float *x, int64_t cin_g, const Conv2dGeom *
 
 /* The adjoint of im2col: dx[c][iy][ix] += dcol[row][col] over every entry that
  * im2col read from (c, iy, ix). Threads own channels, so the sums do not race. */
-static void col2im_add(float *dx, const float *dcol, int64_t cin_g, const Conv2dGeom *g,
-                       int64_t y0, int64_t y1) {
+static void col2im_add(float *dx, const float *dcol, int64_t cin_g, const Conv2dGeom *g, int64_t y0,
+                       int64_t y1) {
     int64_t kk = g->kh * g->kw, ncols = (y1 - y0) * g->ow;
 #pragma omp parallel for schedule(static) if (cin_g * kk * ncols > (1 << 15))
     for (int64_t c = 0; c < cin_g; c++) {
@@ -198,8 +201,9 @@ hg_status conv2d_im2col_forward(float *out, const float *x, const float *w, cons
     int64_t cin_g = g->c_in / g->groups, cout_g = g->c_out / g->groups;
     int64_t k = cin_g * g->kh * g->kw, ohw = g->oh * g->ow, step = chunk_rows(g);
     float *col = malloc(sizeof(float) * (size_t)(k * step * g->ow));
-    if (!col) return hg_fail(HG_ERR_NOMEM, "conv2d: no memory for a %lldx%lld column buffer",
-                             (long long)k, (long long)(step * g->ow));
+    if (!col)
+        return hg_fail(HG_ERR_NOMEM, "conv2d: no memory for a %lldx%lld column buffer",
+                       (long long)k, (long long)(step * g->ow));
     if (b) fill_bias(out, b, g);
     for (int64_t n = 0; n < g->n; n++) {
         for (int64_t grp = 0; grp < g->groups; grp++) {
@@ -234,15 +238,16 @@ void conv2d_bias_grad(float *db, const float *dout, const Conv2dGeom *g) {
     }
 }
 
-hg_status conv2d_im2col_backward(float *dx, float *dw, float *db, const float *dout,
-                                 const float *x, const float *w, const Conv2dGeom *g) {
+hg_status conv2d_im2col_backward(float *dx, float *dw, float *db, const float *dout, const float *x,
+                                 const float *w, const Conv2dGeom *g) {
     int64_t cin_g = g->c_in / g->groups, cout_g = g->c_out / g->groups;
     int64_t k = cin_g * g->kh * g->kw, ohw = g->oh * g->ow, step = chunk_rows(g);
     if (db) conv2d_bias_grad(db, dout, g);
     if (!dx && !dw) return HG_OK;
     float *col = malloc(sizeof(float) * (size_t)(k * step * g->ow));
-    if (!col) return hg_fail(HG_ERR_NOMEM, "conv2d_backward: no memory for a %lldx%lld column buffer",
-                             (long long)k, (long long)(step * g->ow));
+    if (!col)
+        return hg_fail(HG_ERR_NOMEM, "conv2d_backward: no memory for a %lldx%lld column buffer",
+                       (long long)k, (long long)(step * g->ow));
     if (dx) memset(dx, 0, sizeof(float) * (size_t)(g->n * g->c_in * g->h * g->w));
     if (dw) memset(dw, 0, sizeof(float) * (size_t)(g->c_out * k));
     for (int64_t n = 0; n < g->n; n++) {
@@ -307,9 +312,15 @@ Tensor *conv2d_forward(const Tensor *x, const Tensor *w, const Tensor *bias,
         float *o = tensor_data(out);
         hg_status st = HG_OK;
         switch (conv_path(&g)) {
-        case CONV_PATH_1X1: st = conv2d_1x1_forward(o, xv, wv, b, &g); break;
-        case CONV_PATH_DEPTHWISE: st = conv2d_depthwise_forward(o, xv, wv, b, &g, false); break;
-        case CONV_PATH_IM2COL: st = conv2d_im2col_forward(o, xv, wv, b, &g); break;
+        case CONV_PATH_1X1:
+            st = conv2d_1x1_forward(o, xv, wv, b, &g);
+            break;
+        case CONV_PATH_DEPTHWISE:
+            st = conv2d_depthwise_forward(o, xv, wv, b, &g, false);
+            break;
+        case CONV_PATH_IM2COL:
+            st = conv2d_im2col_forward(o, xv, wv, b, &g);
+            break;
         }
         if (st != HG_OK) {
             tensor_free(out);
@@ -333,7 +344,8 @@ hg_status conv2d_backward(const Tensor *dout, const Tensor *x, const Tensor *w,
     if (st != HG_OK) return st;
     if (!dout || dout->ndim != 4 || dout->shape[0] != g.n || dout->shape[1] != g.c_out ||
         dout->shape[2] != g.oh || dout->shape[3] != g.ow)
-        return hg_fail(HG_ERR_SHAPE, "conv2d_backward: output gradient %s, expected [%lld,%lld,%lld,%lld]",
+        return hg_fail(HG_ERR_SHAPE,
+                       "conv2d_backward: output gradient %s, expected [%lld,%lld,%lld,%lld]",
                        dout ? tensor_shape_str(dout, sd, sizeof sd) : "NULL", (long long)g.n,
                        (long long)g.c_out, (long long)g.oh, (long long)g.ow);
     Tensor *gx = dx ? tensor_empty(4, x->shape) : NULL;
@@ -350,9 +362,15 @@ hg_status conv2d_backward(const Tensor *dout, const Tensor *x, const Tensor *w,
         float *pb = gb ? tensor_data(gb) : NULL;
         const float *pd = tensor_data(dc), *xv = tensor_data(xc), *wv = tensor_data(wc);
         switch (conv_path(&g)) {
-        case CONV_PATH_1X1: st = conv2d_1x1_backward(px, pw, pb, pd, xv, wv, &g); break;
-        case CONV_PATH_DEPTHWISE: st = conv2d_depthwise_backward(px, pw, pb, pd, xv, wv, &g); break;
-        case CONV_PATH_IM2COL: st = conv2d_im2col_backward(px, pw, pb, pd, xv, wv, &g); break;
+        case CONV_PATH_1X1:
+            st = conv2d_1x1_backward(px, pw, pb, pd, xv, wv, &g);
+            break;
+        case CONV_PATH_DEPTHWISE:
+            st = conv2d_depthwise_backward(px, pw, pb, pd, xv, wv, &g);
+            break;
+        case CONV_PATH_IM2COL:
+            st = conv2d_im2col_backward(px, pw, pb, pd, xv, wv, &g);
+            break;
         }
         if (st != HG_OK) {
             tensor_free(gx);

@@ -60,8 +60,8 @@ hg_status conv2d_1x1_forward(float *out, const float *x, const float *w, const f
         }
         for (int64_t grp = 0; grp < g->groups; grp++)
             gemm(false, false, cout_g, hw, cin_g, 1.0f, w + grp * cout_g * cin_g, cin_g,
-                 x + (n * g->c_in + grp * cin_g) * hw, hw, b ? 1.0f : 0.0f,
-                 on + grp * cout_g * hw, hw);
+                 x + (n * g->c_in + grp * cin_g) * hw, hw, b ? 1.0f : 0.0f, on + grp * cout_g * hw,
+                 hw);
     }
     return HG_OK;
 }
@@ -75,7 +75,8 @@ hg_status conv2d_1x1_backward(float *dx, float *dw, float *db, const float *dout
             const float *dn = dout + (n * g->c_out + grp * cout_g) * hw;
             const float *wg = w + grp * cout_g * cin_g;
             int64_t xoff = (n * g->c_in + grp * cin_g) * hw;
-            if (dx) gemm(true, false, cin_g, hw, cout_g, 1.0f, wg, cin_g, dn, hw, 0.0f, dx + xoff, hw);
+            if (dx)
+                gemm(true, false, cin_g, hw, cout_g, 1.0f, wg, cin_g, dn, hw, 0.0f, dx + xoff, hw);
             if (dw)
                 gemm(false, true, cout_g, cin_g, hw, 1.0f, dn, hw, x + xoff, hw, n ? 1.0f : 0.0f,
                      dw + grp * cout_g * cin_g, cin_g);

@@ -15,6 +15,9 @@
 #define VEC 8
 #define MR  4 /* output channels per tile */
 #define NV  3 /* pixel vectors per tile */
+/* Rows of x lie H*W floats apart, too many streams for the hardware prefetcher
+ * when K is large: each packed row asks for its columns two panels ahead. */
+#define PREFETCH_AHEAD (2 * NV * VEC)
 
 static inline __m256i tail_mask(int64_t rem) {
     const int32_t lanes[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
@@ -23,9 +26,10 @@ static inline __m256i tail_mask(int64_t rem) {
 
 /* ROWS x V tile at out (row stride ldo), x (row stride ldx), w (row stride ldw).
  * The last vector is stored through mask when `masked`. */
-static inline __attribute__((always_inline)) void
-tile(float *out, int64_t ldo, const float *x, int64_t ldx, const float *w, int64_t ldw,
-     const float *b, int64_t k, const int ROWS, const int V, bool masked, __m256i mask) {
+static inline __attribute__((always_inline)) void tile(float *out, int64_t ldo, const float *x,
+                                                       int64_t ldx, const float *w, int64_t ldw,
+                                                       const float *b, int64_t k, const int ROWS,
+                                                       const int V, bool masked, __m256i mask) {
     __m256 acc[MR][NV];
 #pragma GCC unroll 4
     for (int r = 0; r < ROWS; r++) {
@@ -77,6 +81,8 @@ static void pack_panel(float *panel, const float *x, int64_t k, int64_t hw, int6
         const float *src = x + c * hw;
         float *dst = panel + c * padded;
         if (width == NV * VEC) {
+            _mm_prefetch((const char *)(src + PREFETCH_AHEAD), _MM_HINT_T0);
+            _mm_prefetch((const char *)(src + PREFETCH_AHEAD + 16), _MM_HINT_T0);
             _mm256_storeu_ps(dst, _mm256_loadu_ps(src));
             _mm256_storeu_ps(dst + VEC, _mm256_loadu_ps(src + VEC));
             _mm256_storeu_ps(dst + 2 * VEC, _mm256_loadu_ps(src + 2 * VEC));
@@ -88,9 +94,8 @@ static void pack_panel(float *panel, const float *x, int64_t k, int64_t hw, int6
     }
 }
 
-void conv2d_1x1_columns_avx2(float *out, const float *x, const float *w, const float *b,
-                             int64_t m, int64_t k, int64_t hw, int64_t p0, int64_t p1,
-                             float *panel) {
+void conv2d_1x1_columns_avx2(float *out, const float *x, const float *w, const float *b, int64_t m,
+                             int64_t k, int64_t hw, int64_t p0, int64_t p1, float *panel) {
     const __m256i full = _mm256_set1_epi32(-1);
     int64_t p = p0;
     for (; p + NV * VEC <= p1; p += NV * VEC) {

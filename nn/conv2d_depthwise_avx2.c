@@ -73,8 +73,8 @@ rows_block(float *o0, int64_t ow, const float *base, int64_t rs, const float *w,
 /* One or two output rows starting at row y, every column. */
 static inline __attribute__((always_inline)) void
 rows_all(float *out, const float *plane, const float *w, __m256 bias, const int64_t *off,
-         const Conv2dGeom *g, const DwPlane *p, int64_t y, const int KH, const int KW,
-         const int SH, const int NR, __m256i mask) {
+         const Conv2dGeom *g, const DwPlane *p, int64_t y, const int KH, const int KW, const int SH,
+         const int NR, __m256i mask) {
     int64_t nvec = (g->ow + VEC - 1) / VEC, rem = g->ow % VEC, rs = p->row_stride;
     const float *base = plane + y * SH * rs;
     float *o = out + y * g->ow;

@@ -28,22 +28,22 @@ hg_status conv2d_geometry(const char *op, const Tensor *x, const Tensor *w, cons
 
 /* 1x1, stride 1, no padding (any groups): one GEMM per image and group. */
 hg_status conv2d_1x1_forward(float *out, const float *x, const float *w, const float *b,
-                        const Conv2dGeom *g);
+                             const Conv2dGeom *g);
 hg_status conv2d_1x1_backward(float *dx, float *dw, float *db, const float *dout, const float *x,
-                         const float *w, const Conv2dGeom *g);
+                              const float *w, const Conv2dGeom *g);
 
 /* groups == c_in == c_out, any kernel, stride, dilation and padding. Uses the
  * AVX2/FMA kernel when the CPU has it and `portable` is false. */
 hg_status conv2d_depthwise_forward(float *out, const float *x, const float *w, const float *b,
-                              const Conv2dGeom *g, bool portable);
-hg_status conv2d_depthwise_backward(float *dx, float *dw, float *db, const float *dout, const float *x,
-                               const float *w, const Conv2dGeom *g);
+                                   const Conv2dGeom *g, bool portable);
+hg_status conv2d_depthwise_backward(float *dx, float *dw, float *db, const float *dout,
+                                    const float *x, const float *w, const Conv2dGeom *g);
 
 /* The general path: im2col + GEMM per image and group. */
 hg_status conv2d_im2col_forward(float *out, const float *x, const float *w, const float *b,
-                           const Conv2dGeom *g);
+                                const Conv2dGeom *g);
 hg_status conv2d_im2col_backward(float *dx, float *dw, float *db, const float *dout, const float *x,
-                            const float *w, const Conv2dGeom *g);
+                                 const float *w, const Conv2dGeom *g);
 
 /* db[o] = sum_{n,y,x} dout[n,o,y,x] (every kernel's bias gradient). */
 void conv2d_bias_grad(float *db, const float *dout, const Conv2dGeom *g);
@@ -79,9 +79,8 @@ void conv2d_depthwise_plane_avx2(float *out, const float *plane, const float *w,
  * out[o][p] = b[o] + sum_c w[o*k + c] * x[c*hw + p] for o < m and p in [p0, p1),
  * b may be NULL; panel is scratch of CONV1X1_PANEL_COLS * k floats. */
 #define CONV1X1_PANEL_COLS 24
-void conv2d_1x1_columns_avx2(float *out, const float *x, const float *w, const float *b,
-                             int64_t m, int64_t k, int64_t hw, int64_t p0, int64_t p1,
-                             float *panel);
+void conv2d_1x1_columns_avx2(float *out, const float *x, const float *w, const float *b, int64_t m,
+                             int64_t k, int64_t hw, int64_t p0, int64_t p1, float *panel);
 /* dw_plane_fill with AVX2 de-interleaving for stride 2 (the same result). */
 void dw_plane_fill_avx2(float *buf, const float *x, const Conv2dGeom *g, const DwPlane *p);
 

@@ -27,8 +27,8 @@ static hg_status check_pads(const char *op, const Tensor *t, int top, int bottom
 
 Tensor *pad2d_forward(const Tensor *x, int top, int bottom, int left, int right) {
     if (!x || check_pads("pad2d", x, top, bottom, left, right) != HG_OK) return NULL;
-    Tensor *out = tensor_zeros(SHAPE(x->shape[0], x->shape[1], x->shape[2] + top + bottom,
-                                     x->shape[3] + left + right));
+    Tensor *out = tensor_zeros(
+        SHAPE(x->shape[0], x->shape[1], x->shape[2] + top + bottom, x->shape[3] + left + right));
     if (!out) return NULL;
     Tensor *rows = tensor_narrow(out, 2, top, x->shape[2]);
     Tensor *inner = rows ? tensor_narrow(rows, 3, left, x->shape[3]) : NULL;
@@ -43,8 +43,7 @@ Tensor *pad2d_forward(const Tensor *x, int top, int bottom, int left, int right)
 }
 
 Tensor *pad2d_backward(const Tensor *dout, int top, int bottom, int left, int right) {
-    if (!dout || check_pads("pad2d_backward", dout, top, bottom, left, right) != HG_OK)
-        return NULL;
+    if (!dout || check_pads("pad2d_backward", dout, top, bottom, left, right) != HG_OK) return NULL;
     int64_t h = dout->shape[2] - top - bottom, w = dout->shape[3] - left - right;
     if (h < 0 || w < 0) {
         char s[96];
@@ -64,8 +63,8 @@ Tensor *pad2d_backward(const Tensor *dout, int top, int bottom, int left, int ri
 static hg_status pad2d_backward_fn(Var *out) {
     Var *x = out->inputs[0];
     if (!x->requires_grad) return HG_OK;
-    Tensor *dx = pad2d_backward(out->grad, (int)out->ints[0], (int)out->ints[1],
-                                (int)out->ints[2], (int)out->ints[3]);
+    Tensor *dx = pad2d_backward(out->grad, (int)out->ints[0], (int)out->ints[1], (int)out->ints[2],
+                                (int)out->ints[3]);
     if (!dx) return hg_last_status();
     return var_accumulate_grad(x, dx);
 }

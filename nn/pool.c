@@ -41,13 +41,15 @@ static hg_status resolve_pool(const char *op, int64_t h, int64_t w, const Pool2d
     if (g->kh < 1 || g->kw < 1)
         return hg_fail(HG_ERR_ARG, "%s: kernel %dx%d must be positive", op, g->kh, g->kw);
     if (g->ph < 0 || g->pw < 0 || g->ph > g->kh / 2 || g->pw > g->kw / 2)
-        return hg_fail(HG_ERR_ARG, "%s: padding (%d,%d) must be >= 0 and at most half the kernel %dx%d",
-                       op, g->ph, g->pw, g->kh, g->kw);
+        return hg_fail(HG_ERR_ARG,
+                       "%s: padding (%d,%d) must be >= 0 and at most half the kernel %dx%d", op,
+                       g->ph, g->pw, g->kh, g->kw);
     g->oh = pooled_size(h, g->kh, g->sh, g->ph, spec->ceil_mode);
     g->ow = pooled_size(w, g->kw, g->sw, g->pw, spec->ceil_mode);
     if (g->oh < 1 || g->ow < 1)
-        return hg_fail(HG_ERR_SHAPE, "%s: input %lldx%lld is too small for kernel %dx%d (padding %d,%d)",
-                       op, (long long)h, (long long)w, g->kh, g->kw, g->ph, g->pw);
+        return hg_fail(HG_ERR_SHAPE,
+                       "%s: input %lldx%lld is too small for kernel %dx%d (padding %d,%d)", op,
+                       (long long)h, (long long)w, g->kh, g->kw, g->ph, g->pw);
     return HG_OK;
 }
 
@@ -94,8 +96,8 @@ static hg_status check_grad_shape(const char *op, const Tensor *dout, int64_t n,
 
 /* Window rows [*h0, *h1) and columns [*w0, *w1) of output (y, x), clipped to the
  * input; *area (may be NULL) is the window clipped to the padded map. */
-static void window(const PoolGeom *g, int64_t y, int64_t x, int64_t *h0, int64_t *h1,
-                   int64_t *w0, int64_t *w1, int64_t *area) {
+static void window(const PoolGeom *g, int64_t y, int64_t x, int64_t *h0, int64_t *h1, int64_t *w0,
+                   int64_t *w1, int64_t *area) {
     int64_t hs = y * g->sh - g->ph, ws = x * g->sw - g->pw;
     int64_t he = hs + g->kh, we = ws + g->kw;
     if (area) {
@@ -308,15 +310,15 @@ Tensor *global_avgpool2d_backward(const Tensor *dout, const Tensor *x) {
 /* ---- tape wrappers: saved[0] = x; the spec in ints[0..7] ---- */
 
 static void spec_to_ints(Var *out, const Pool2dSpec *s) {
-    int64_t v[8] = {s->kernel_h, s->kernel_w, s->stride_h, s->stride_w,
+    int64_t v[8] = {s->kernel_h, s->kernel_w, s->stride_h,  s->stride_w,
                     s->pad_h,    s->pad_w,    s->ceil_mode, s->exclude_pad};
     memcpy(out->ints, v, sizeof v);
 }
 
 static Pool2dSpec spec_from_ints(const Var *out) {
     const int64_t *v = out->ints;
-    Pool2dSpec s = {(int)v[0], (int)v[1], (int)v[2], (int)v[3], (int)v[4], (int)v[5], v[6] != 0,
-                    v[7] != 0};
+    Pool2dSpec s = {(int)v[0], (int)v[1], (int)v[2], (int)v[3],
+                    (int)v[4], (int)v[5], v[6] != 0, v[7] != 0};
     return s;
 }
 
@@ -331,7 +333,8 @@ static hg_status avgpool_backward_fn(Var *out) {
 }
 
 static hg_status adaptive_backward_fn(Var *out) {
-    return var_accumulate_grad(out->inputs[0], adaptive_avgpool2d_backward(out->grad, out->saved[0]));
+    return var_accumulate_grad(out->inputs[0],
+                               adaptive_avgpool2d_backward(out->grad, out->saved[0]));
 }
 
 /* Records y for x; keeps x (and the spec) only when a backward will run. */

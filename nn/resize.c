@@ -167,9 +167,9 @@ Tensor *resize_nearest_backward(const Tensor *dout, int64_t in_h, int64_t in_w) 
 
 /* ints: [0] input height, [1] input width, [2] align_corners, [3] nearest. */
 static hg_status resize_backward_fn(Var *out) {
-    Tensor *dx = out->ints[3]
-                     ? resize_nearest_backward(out->grad, out->ints[0], out->ints[1])
-                     : resize_bilinear_backward(out->grad, out->ints[0], out->ints[1], out->ints[2]);
+    Tensor *dx = out->ints[3] ? resize_nearest_backward(out->grad, out->ints[0], out->ints[1])
+                              : resize_bilinear_backward(out->grad, out->ints[0], out->ints[1],
+                                                         out->ints[2]);
     return var_accumulate_grad(out->inputs[0], dx);
 }
 

@@ -223,52 +223,15 @@ typedef struct GemmProblem {
     const GemmImpl *impl;
 } GemmProblem;
 
-/* Asks for part `part` of `parts` of the source of a future A group (rows
- * [i0, i0+rows) of op(A), k-range [p0, p0+kc)), so that reading A from memory
- * overlaps the arithmetic of the current kernels instead of stalling packing. */
-static void prefetch_a_part(const GemmProblem *pr, int64_t i0, int64_t rows, int64_t p0,
-                            int64_t kc, int part, int parts) {
-    if (!pr->trans_a) {
-        for (int64_t r = rows * part / parts; r < rows * (part + 1) / parts; r++) {
-            const float *row = pr->a + (i0 + r) * pr->lda + p0;
-            for (int64_t p = 0; p < kc; p += 16) __builtin_prefetch(row + p, 0, 3);
-            __builtin_prefetch(row + kc - 1, 0, 3);
-        }
-    } else {
-        for (int64_t p = kc * part / parts; p < kc * (part + 1) / parts; p++) {
-            const float *row = pr->a + (p0 + p) * pr->lda + i0;
-            for (int64_t i = 0; i < rows; i += 16) __builtin_prefetch(row + i, 0, 3);
-            __builtin_prefetch(row + rows - 1, 0, 3);
-        }
-    }
-}
-
-/* C[ic:ic+mc, jc + panels jp_lo..jp_hi] with the B slice. The A block is packed
- * during the first sweep over B panels, a group of A panels just before its
- * first use, while the next group's source is prefetched piece by piece.
- * A stored transposed is packed 8 panels (48 columns) at a time so each source
- * row is read in whole cache lines once: with a power-of-two lda the rows all
- * map to the same cache sets and would not survive until the next panel. */
+/* C[ic:ic+mc, jc + panels jp_lo..jp_hi] with the packed A block and B slice. */
 static void macro_kernel(const GemmProblem *pr, int64_t ic, int64_t mc, int64_t jc, int64_t nc,
-                         int64_t jp_lo, int64_t jp_hi, int64_t p0, int64_t kc, float *apack,
-                         float beta) {
-    const int group = pr->trans_a ? 8 : 1;
-    const int64_t group_rows = group * GEMM_MR;
+                         int64_t jp_lo, int64_t jp_hi, int64_t kc, const float *apack, float beta) {
     for (int64_t jp = jp_lo; jp < jp_hi; jp++) {
         int nr = (int)min64(GEMM_NR, nc - jp * GEMM_NR);
         const float *bp = pr->bpack + jp * kc * GEMM_NR;
         float *cj = pr->c + ic * pr->ldc + jc + jp * GEMM_NR;
         for (int64_t ip = 0; ip < mc; ip += GEMM_MR) {
             int mr = (int)min64(GEMM_MR, mc - ip);
-            if (jp == jp_lo) {
-                int64_t g0 = ip / group_rows * group_rows, next = g0 + group_rows;
-                if (ip == g0)
-                    pr->impl->pack_a(pr->trans_a, pr->a, pr->lda, ic + g0,
-                                     min64(group_rows, mc - g0), p0, kc, apack + g0 * kc);
-                if (next < mc)
-                    prefetch_a_part(pr, ic + next, min64(group_rows, mc - next), p0, kc,
-                                    (int)((ip - g0) / GEMM_MR), group);
-            }
             pr->impl->kernel(kc, apack + ip * kc, bp, cj + ip * pr->ldc, pr->ldc, pr->alpha, beta,
                              mr, nr);
         }
@@ -309,7 +272,8 @@ static void run_thread(const GemmProblem *pr, float *apack, int t, int T) {
                 int64_t mc_step = ceil_div(ceil_div(rows, nblocks), GEMM_MR) * GEMM_MR;
                 for (int64_t ic = i_lo; ic < i_hi; ic += mc_step) {
                     int64_t mc = min64(mc_step, i_hi - ic);
-                    macro_kernel(pr, ic, mc, jc, nc, jp_lo, jp_hi, p0, kc, apack, beta);
+                    pr->impl->pack_a(pr->trans_a, pr->a, pr->lda, ic, mc, p0, kc, apack);
+                    macro_kernel(pr, ic, mc, jc, nc, jp_lo, jp_hi, kc, apack, beta);
                 }
             }
 #pragma omp barrier

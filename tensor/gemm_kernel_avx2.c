@@ -148,7 +148,7 @@ static void accumulate_6x16(int64_t kc, const float *a, const float *b, float *a
 static void kernel_6x16(int64_t kc, const float *restrict a, const float *restrict b, float *c,
                         int64_t ldc, float alpha, float beta, int mr, int nr) {
     /* Bring the C tile towards L1 while the k loop runs. */
-    if (beta != 0.0f && mr == GEMM_MR)
+    if (mr == GEMM_MR)
         for (int i = 0; i < GEMM_MR; i++) {
             _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
             _mm_prefetch((const char *)(c + i * ldc + 15), _MM_HINT_T0);
@@ -251,6 +251,9 @@ static void pack_a_panel_rows(const float *src, int64_t lda, int mr, int64_t kc,
         for (int i = 0; i < GEMM_MR; i++) d[p * GEMM_MR + i] = i < mr ? src[i * lda + p] : 0.0f;
 }
 
+/* How many k rows ahead the transposed-A packer prefetches. */
+#define PACK_PREFETCH_ROWS 8
+
 void gemm_pack_a_avx2(bool trans, const float *a, int64_t lda, int64_t i0, int64_t mc, int64_t p0,
                       int64_t kc, float *dst) {
     if (!trans) {
@@ -267,6 +270,12 @@ void gemm_pack_a_avx2(bool trans, const float *a, int64_t lda, int64_t i0, int64
     for (int64_t p = 0; p < kc; p++) {
         const float *row = a + (p0 + p) * lda + i0;
         float *d = dst + p * GEMM_MR;
+        /* Rows lie lda apart, too far for the hardware prefetcher to follow. */
+        if (p + PACK_PREFETCH_ROWS < kc) {
+            const float *ahead = row + PACK_PREFETCH_ROWS * lda;
+            for (int64_t i = 0; i < mc; i += 16) _mm_prefetch((const char *)(ahead + i), _MM_HINT_T0);
+            _mm_prefetch((const char *)(ahead + mc - 1), _MM_HINT_T0);
+        }
         for (int64_t ip = 0; ip < full; ip += GEMM_MR) {
             _mm_storeu_ps(d + ip * kc, _mm_loadu_ps(row + ip));
             _mm_storel_pi((__m64 *)(d + ip * kc + 4),

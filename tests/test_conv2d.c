@@ -93,8 +93,7 @@ static void free_case(ConvCase *c) {
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) tensor_free(all[i]);
 }
 
-static const char *const conv_files[] = {"spatial_conv.safetensors",
-                                         "spatial_conv_dw.safetensors"};
+static const char *const conv_files[] = {"spatial_conv.safetensors", "spatial_conv_dw.safetensors"};
 
 /* Calls fn on every case of both fixture files; returns the number of cases. */
 static int for_each_case(void (*fn)(ConvCase *c)) {
@@ -239,9 +238,16 @@ static void test_random_vs_naive(void **state) {
         int cin_g = kind == 2 ? 1 : rand_int(&r, 1, 3);
         int cout_g = kind == 2 ? 1 : rand_int(&r, 1, 3);
         int kh = rand_int(&r, 1, 5), kw = iter % 7 == 0 ? kh : rand_int(&r, 1, 5);
-        Conv2dSpec spec = {rand_int(&r, 1, 3), rand_int(&r, 1, 3), rand_int(&r, 1, 2),
-                           rand_int(&r, 1, 2), groups, rand_int(&r, 0, 2), rand_int(&r, 0, 2),
-                           rand_int(&r, 0, 2), rand_int(&r, 0, 2), rand_int(&r, 0, 3) == 0};
+        Conv2dSpec spec = {rand_int(&r, 1, 3),
+                           rand_int(&r, 1, 3),
+                           rand_int(&r, 1, 2),
+                           rand_int(&r, 1, 2),
+                           groups,
+                           rand_int(&r, 0, 2),
+                           rand_int(&r, 0, 2),
+                           rand_int(&r, 0, 2),
+                           rand_int(&r, 0, 2),
+                           rand_int(&r, 0, 3) == 0};
         int64_t n = rand_int(&r, 1, 2), h = rand_int(&r, 1, 14);
         int64_t w = iter % 3 == 0 ? rand_int(&r, 30, 80) : rand_int(&r, 1, 14);
         Tensor *x = tensor_normal(SHAPE(n, (int64_t)cin_g * groups, h, w), 0, 1, &r);

@@ -101,8 +101,8 @@ static void test_batchnorm_parity(void **state) {
         expect_close("running_mean", name, rm, new_mean);
         expect_close("running_var", name, rv, new_var);
         Tensor *dx, *dw = NULL, *db = NULL, *want_dx = load(f, name, "dx");
-        assert_ok(batchnorm2d_backward(dout, x, w, mean, invstd, training, &dx,
-                                       affine ? &dw : NULL, affine ? &db : NULL));
+        assert_ok(batchnorm2d_backward(dout, x, w, mean, invstd, training, &dx, affine ? &dw : NULL,
+                                       affine ? &db : NULL));
         expect_close("dx", name, dx, want_dx);
         /* The same through the tape, from the initial running statistics. */
         Tape *tape = tape_new();
@@ -128,8 +128,8 @@ static void test_batchnorm_parity(void **state) {
         var_free(vw);
         var_free(vb);
         tape_free(tape);
-        Tensor *all[] = {cfg, x,    dout, w,        b,       rm,      rv,   rm2, rv2, mean,
-                         invstd, y, want, new_mean, new_var, want_dx, dx,   dw,  db};
+        Tensor *all[] = {cfg,    x, dout, w,        b,       rm,      rv, rm2, rv2, mean,
+                         invstd, y, want, new_mean, new_var, want_dx, dx, dw,  db};
         for (size_t k = 0; k < sizeof all / sizeof *all; k++) tensor_free(all[k]);
         cases++;
     }
@@ -194,8 +194,8 @@ static void test_batchnorm_errors(void **state) {
 
 static Pool2dSpec pool_spec(const Tensor *cfg) {
     const float *c = tensor_data(cfg);
-    Pool2dSpec s = {(int)c[0], (int)c[1], (int)c[2], (int)c[3], (int)c[4], (int)c[5], c[6] != 0,
-                    c[7] != 0};
+    Pool2dSpec s = {(int)c[0], (int)c[1], (int)c[2], (int)c[3],
+                    (int)c[4], (int)c[5], c[6] != 0, c[7] != 0};
     return s;
 }
 
@@ -218,8 +218,8 @@ static void test_pool_parity(void **state) {
     for (int kind = 0; kind < 3; kind++) {
         for (int i = 0; i < 10; i++) {
             char name[24];
-            snprintf(name, sizeof name, "%s%d", (const char *[]){"maxpool", "avgpool", "adaptive"}[kind],
-                     i);
+            snprintf(name, sizeof name, "%s%d",
+                     (const char *[]){"maxpool", "avgpool", "adaptive"}[kind], i);
             Tensor *cfg = load_opt(f, name, "config");
             if (!cfg) continue;
             Tensor *dout = load(f, name, "dout"), *out = load(f, name, "out"),
@@ -292,10 +292,14 @@ typedef struct {
 static Var *gc_pool(Tape *t, Var **in, void *ctx) {
     const PoolCtx *c = ctx;
     switch (c->kind) {
-    case 0: return ag_maxpool2d(t, in[0], &c->spec);
-    case 1: return ag_avgpool2d(t, in[0], &c->spec);
-    case 2: return ag_adaptive_avgpool2d(t, in[0], c->oh, c->ow);
-    default: return ag_global_avgpool2d(t, in[0]);
+    case 0:
+        return ag_maxpool2d(t, in[0], &c->spec);
+    case 1:
+        return ag_avgpool2d(t, in[0], &c->spec);
+    case 2:
+        return ag_adaptive_avgpool2d(t, in[0], c->oh, c->ow);
+    default:
+        return ag_global_avgpool2d(t, in[0]);
     }
 }
 
@@ -358,18 +362,19 @@ static void test_resize_parity(void **state) {
     Tensor *x = load(f, NULL, "x");
     int cases = 0;
     for (int i = 0; i < 100; i++) {
-        char name[16];
+        char name[24];
         snprintf(name, sizeof name, "resize%02d", i);
         Tensor *cfg = load_opt(f, name, "config");
         if (!cfg) continue;
         const float *c = tensor_data(cfg);
         ResizeCtx ctx = {(int64_t)c[0], (int64_t)c[1], c[2] != 0, c[3] != 0};
-        Tensor *dout = load(f, name, "dout"), *out = load(f, name, "out"), *dx = load(f, name, "dx");
+        Tensor *dout = load(f, name, "dout"), *out = load(f, name, "out"),
+               *dx = load(f, name, "dx");
         Tensor *y = ctx.nearest ? resize_nearest_forward(x, ctx.oh, ctx.ow)
                                 : resize_bilinear_forward(x, ctx.oh, ctx.ow, ctx.align_corners);
-        Tensor *g = ctx.nearest
-                        ? resize_nearest_backward(dout, x->shape[2], x->shape[3])
-                        : resize_bilinear_backward(dout, x->shape[2], x->shape[3], ctx.align_corners);
+        Tensor *g = ctx.nearest ? resize_nearest_backward(dout, x->shape[2], x->shape[3])
+                                : resize_bilinear_backward(dout, x->shape[2], x->shape[3],
+                                                           ctx.align_corners);
         expect_close("out", name, y, out);
         expect_close("dx", name, g, dx);
         expect_tape(name, op_resize, &ctx, x, dout, out, dx);
@@ -502,12 +507,12 @@ static void test_blur_gradcheck(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_batchnorm_parity),   cmocka_unit_test(test_batchnorm_gradcheck),
-        cmocka_unit_test(test_batchnorm_errors),   cmocka_unit_test(test_pool_parity),
-        cmocka_unit_test(test_pool_small),         cmocka_unit_test(test_pool_gradcheck),
-        cmocka_unit_test(test_resize_parity),      cmocka_unit_test(test_resize_gradcheck),
-        cmocka_unit_test(test_resize_small),       cmocka_unit_test(test_blur_parity),
-        cmocka_unit_test(test_blur_kernel),        cmocka_unit_test(test_blur_gradcheck),
+        cmocka_unit_test(test_batchnorm_parity), cmocka_unit_test(test_batchnorm_gradcheck),
+        cmocka_unit_test(test_batchnorm_errors), cmocka_unit_test(test_pool_parity),
+        cmocka_unit_test(test_pool_small),       cmocka_unit_test(test_pool_gradcheck),
+        cmocka_unit_test(test_resize_parity),    cmocka_unit_test(test_resize_gradcheck),
+        cmocka_unit_test(test_resize_small),     cmocka_unit_test(test_blur_parity),
+        cmocka_unit_test(test_blur_kernel),      cmocka_unit_test(test_blur_gradcheck),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

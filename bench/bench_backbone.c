@@ -1,0 +1,206 @@
+/* Feature extraction per image (batch 1, square input) of the four backbones,
+ * against the PyTorch reference of tools/fixtures/make_backbone_fixtures.py
+ * measured in the same run. One line per case:
+ *   backbone name=resnet18 size=256 threads=2 ms=... torch_ms=... peak_mb=...
+ *            torch_peak_mb=... torch_base_mb=...
+ * The network runs up to its deepest default tap (tf_efficientnet_b6: stage 4,
+ * resnets: layer3, mobilenet_v2: features.17), as HGAD / CFLOW use them.
+ * ms: best time over repetitions after a warm-up, with this process's OpenMP
+ * threads (set OMP_NUM_THREADS). torch_ms: the best of PyTorch with
+ * torch.set_num_threads(1) and (2), OMP_NUM_THREADS pinned to the same. Minima
+ * are robust to other processes sharing the cores. peak_mb: peak RSS of a
+ * child process that builds the backbone (random weights) and runs the case;
+ * torch_peak_mb: the same for the python process, torch_base_mb its RSS after
+ * importing torch and before building the model. "NA" without python3 + torch.
+ * Options: --quick (256 px only, fewer repetitions), --backbones a,b,
+ * --sizes 256,512, --reps N. */
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "models/backbone.h"
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Cheap deterministic weights of a sensible scale (speed does not depend on
+ * the values, but denormals would): uniform with variance 1/fan_in, batch
+ * norms near the identity. */
+static void fill_weights(ParamSet *ps) {
+    uint32_t s = 12345u;
+    for (int64_t i = 0; i < param_set_size(ps); i++) {
+        Tensor *t = param_set_at(ps, i)->var->value;
+        float *v = tensor_data(t);
+        int64_t n = tensor_numel(t);
+        float scale = t->ndim >= 2 ? 1.7f / sqrtf((float)(n / t->shape[0])) : 0.1f;
+        bool is_var = strstr(param_set_at(ps, i)->name, "running_var") != NULL;
+        bool is_gamma = t->ndim == 1 && !is_var && strstr(param_set_at(ps, i)->name, ".weight");
+        for (int64_t k = 0; k < n; k++) {
+            s = s * 1664525u + 1013904223u;
+            float u = (float)(s >> 8) / 16777216.0f - 0.5f; /* [-0.5, 0.5) */
+            v[k] = is_var ? 1.0f + 0.5f * u : is_gamma ? 1.0f + 0.5f * u : 2.0f * scale * u;
+        }
+    }
+}
+
+/* Runs one case in this (child) process; returns the best ms. */
+static double run_case(BackboneKind kind, int size, int reps) {
+    Backbone *bb = backbone_new(kind);
+    if (!bb) return -1;
+    fill_weights(backbone_params(bb));
+    Tensor *x = tensor_empty(SHAPE(1, 3, size, size));
+    float *xv = tensor_data(x);
+    for (int64_t i = 0; i < tensor_numel(x); i++) xv[i] = (float)((i * 7919) % 1000) / 500.0f - 1;
+    int tap = kind == BACKBONE_MOBILENET_V2 ? 17 : backbone_stride16_tap(kind);
+    double best = 1e30;
+    for (int r = -1; r < reps; r++) {
+        Tensor *y = NULL;
+        double t0 = now_seconds();
+        if (backbone_forward(bb, x, 1, &tap, &y) != HG_OK) {
+            fprintf(stderr, "bench_backbone: %s\n", hg_last_error());
+            return -1;
+        }
+        double t = now_seconds() - t0;
+        tensor_free(y);
+        if (r >= 0 && t < best) best = t;
+    }
+    tensor_free(x);
+    backbone_free(bb);
+    return best * 1e3;
+}
+
+/* Forks a child for the case so that its peak RSS is the case's alone. */
+static bool measure_ours(BackboneKind kind, int size, int reps, double *ms, double *peak_mb) {
+    int fds[2];
+    if (pipe(fds) != 0) return false;
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0) return false;
+    if (pid == 0) {
+        close(fds[0]);
+        double t = run_case(kind, size, reps);
+        ssize_t w = write(fds[1], &t, sizeof t);
+        _exit(w == (ssize_t)sizeof t && t >= 0 ? 0 : 1);
+    }
+    close(fds[1]);
+    double t = -1;
+    ssize_t got = read(fds[0], &t, sizeof t);
+    close(fds[0]);
+    int status = 0;
+    struct rusage ru;
+    if (wait4(pid, &status, 0, &ru) < 0 || got != (ssize_t)sizeof t || t < 0) return false;
+    *ms = t;
+    *peak_mb = ru.ru_maxrss / 1024.0;
+    return true;
+}
+
+static const char *find_python(void) {
+    static const char *candidates[] = {"python3", "/usr/bin/python3"};
+    for (size_t i = 0; i < sizeof candidates / sizeof *candidates; i++) {
+        char cmd[256];
+        snprintf(cmd, sizeof cmd, "%s -c 'import torch, torchvision' >/dev/null 2>&1",
+                 candidates[i]);
+        if (system(cmd) == 0) return candidates[i];
+    }
+    return NULL;
+}
+
+/* Best of 1 and 2 torch threads; false when unavailable. */
+static bool measure_torch(const char *python, const char *script, const char *name, int size,
+                          int reps, double *ms, double *peak_mb, double *base_mb) {
+    bool any = false;
+    for (int threads = 1; python && threads <= 2; threads++) {
+        char cmd[2048];
+        snprintf(cmd, sizeof cmd,
+                 "OMP_NUM_THREADS=%d MKL_NUM_THREADS=%d %s %s bench --backbone %s --size %d "
+                 "--threads %d --reps %d",
+                 threads, threads, python, script, name, size, threads, reps);
+        FILE *p = popen(cmd, "r");
+        if (!p) continue;
+        double t, peak, base;
+        if (fscanf(p, "torch_ms=%lf torch_peak_mb=%lf torch_base_mb=%lf", &t, &peak, &base) == 3 &&
+            (!any || t < *ms)) {
+            *ms = t, *peak_mb = peak, *base_mb = base;
+            any = true;
+        }
+        pclose(p);
+    }
+    return any;
+}
+
+static int parse_list(const char *s, int *out, int cap) {
+    int n = 0;
+    while (s && *s && n < cap) {
+        out[n++] = atoi(s);
+        s = strchr(s, ',');
+        if (s) s++;
+    }
+    return n;
+}
+
+int main(int argc, char **argv) {
+    bool quick = false;
+    const char *names = "tf_efficientnet_b6,wide_resnet50_2,resnet18,mobilenet_v2";
+    int sizes[8] = {256, 512}, n_sizes = 2, reps = 3;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--quick")) {
+            quick = true;
+            n_sizes = 1;
+            reps = 2;
+        } else if (!strcmp(argv[i], "--backbones") && i + 1 < argc) {
+            names = argv[++i];
+        } else if (!strcmp(argv[i], "--sizes") && i + 1 < argc) {
+            n_sizes = parse_list(argv[++i], sizes, 8);
+        } else if (!strcmp(argv[i], "--reps") && i + 1 < argc) {
+            reps = atoi(argv[++i]);
+        } else {
+            fprintf(stderr, "usage: bench_backbone [--quick] [--backbones a,b] [--sizes 256,512] "
+                            "[--reps N]\n");
+            return 2;
+        }
+    }
+    (void)quick;
+    const char *root = getenv("HG_SOURCE_DIR");
+    char script[4096];
+    snprintf(script, sizeof script, "%s/tools/fixtures/make_backbone_fixtures.py",
+             root && *root ? root : ".");
+    const char *python = access(script, R_OK) == 0 ? find_python() : NULL;
+    int threads = omp_get_max_threads();
+    char list[512];
+    snprintf(list, sizeof list, "%s", names);
+    for (char *name = strtok(list, ","); name; name = strtok(NULL, ",")) {
+        BackboneKind kind;
+        if (backbone_kind_from_name(name, &kind) != HG_OK) {
+            fprintf(stderr, "bench_backbone: %s\n", hg_last_error());
+            return 2;
+        }
+        for (int s = 0; s < n_sizes; s++) {
+            double ms, peak, tms = 0, tpeak = 0, tbase = 0;
+            if (!measure_ours(kind, sizes[s], reps, &ms, &peak)) {
+                fprintf(stderr, "bench_backbone: %s at %d failed\n", name, sizes[s]);
+                return 1;
+            }
+            bool torch = measure_torch(python, script, name, sizes[s], reps, &tms, &tpeak, &tbase);
+            char t1[32] = "NA", t2[32] = "NA", t3[32] = "NA";
+            if (torch) {
+                snprintf(t1, sizeof t1, "%.1f", tms);
+                snprintf(t2, sizeof t2, "%.0f", tpeak);
+                snprintf(t3, sizeof t3, "%.0f", tbase);
+            }
+            printf("backbone name=%s size=%d threads=%d ms=%.1f torch_ms=%s peak_mb=%.0f "
+                   "torch_peak_mb=%s torch_base_mb=%s\n",
+                   name, sizes[s], threads, ms, t1, peak, t2, t3);
+            fflush(stdout);
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,137 @@
+#include "pipeline/train.h"
+
+#include <stdlib.h>
+#include <time.h>
+
+#include "models/positional.h"
+#include "tensor/rng.h"
+
+static double seconds_since(const struct timespec *start) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - start->tv_sec) + 1e-9 * (double)(now.tv_nsec - start->tv_nsec);
+}
+
+typedef struct LevelBuffers {
+    Tensor *x[HGAD_MAX_LEVELS];    /* (B*H*W, D) */
+    Tensor *cond[HGAD_MAX_LEVELS]; /* (B*H*W, Dc), the same every batch */
+    int64_t *labels[HGAD_MAX_LEVELS];
+} LevelBuffers;
+
+static void free_buffers(LevelBuffers *b) {
+    for (int l = 0; l < HGAD_MAX_LEVELS; l++) {
+        tensor_free(b->x[l]);
+        tensor_free(b->cond[l]);
+        free(b->labels[l]);
+    }
+}
+
+static hg_status make_buffers(const Hgad *model, const FeatureCacheShape *shape, int64_t batch,
+                              LevelBuffers *b) {
+    for (int l = 0; l < model->config.levels; l++) {
+        const int64_t rows = batch * shape->heights[l] * shape->widths[l];
+        b->x[l] = tensor_empty(SHAPE(rows, shape->dims[l]));
+        b->cond[l] = model->config.cond_dim
+                         ? positional_code_batch(model->config.cond_dim, shape->heights[l],
+                                                 shape->widths[l], batch)
+                         : NULL;
+        b->labels[l] = malloc(sizeof(int64_t) * (size_t)rows);
+        if (!b->x[l] || (model->config.cond_dim && !b->cond[l]) || !b->labels[l])
+            return hg_last_status() != HG_OK ? hg_last_status()
+                                             : hg_fail(HG_ERR_NOMEM, "train: out of memory");
+    }
+    return HG_OK;
+}
+
+static hg_status check_cache(const Hgad *model, const FeatureCacheShape *shape) {
+    if (shape->levels != model->config.levels)
+        return hg_fail(HG_ERR_SHAPE, "train: cache has %d levels, model %d", shape->levels,
+                       model->config.levels);
+    for (int l = 0; l < shape->levels; l++)
+        if (shape->dims[l] != model->config.dims[l])
+            return hg_fail(HG_ERR_SHAPE, "train: cache level %d has %lld channels, model %lld", l,
+                           (long long)shape->dims[l], (long long)model->config.dims[l]);
+    return HG_OK;
+}
+
+hg_status train_hgad(Hgad *model, const FeatureCache *cache, const int64_t *labels,
+                     const TrainOptions *options, TrainCallback on_batch, EpochCallback on_epoch,
+                     void *context) {
+    const FeatureCacheShape *shape = feature_cache_shape(cache);
+    const HgadConfig *c = &model->config;
+    hg_status s = check_cache(model, shape);
+    if (s != HG_OK) return s;
+    for (int64_t i = 0; i < shape->images; i++)
+        if (labels[i] < 0 || labels[i] >= c->classes)
+            return hg_fail(HG_ERR_ARG, "train: image %lld has class %lld, the model has %lld",
+                           (long long)i, (long long)labels[i], (long long)c->classes);
+    if (options->batch_images < 1) return hg_fail(HG_ERR_ARG, "train: batch must be positive");
+    /* drop_last as the public DataLoader, but never fewer than one batch */
+    const int64_t batch = options->batch_images < shape->images ? options->batch_images : shape->images;
+    const int64_t batches = shape->images / batch;
+    LevelBuffers buffers = {0};
+    int64_t *order = malloc(sizeof(int64_t) * (size_t)shape->images);
+    s = order ? make_buffers(model, shape, batch, &buffers) : hg_fail(HG_ERR_NOMEM, "train: out of memory");
+    HgadSchedule schedule = hgad_schedule_default(c->lr, c->meta_epochs);
+    Rng rng = rng_new(options->seed);
+    /* a resumed run continues the same shuffling stream */
+    rng.counter = (uint64_t)options->first_meta_epoch * (uint64_t)c->sub_epochs * (uint64_t)shape->images * 2;
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    bool stop = false;
+    for (int e = options->first_meta_epoch; s == HG_OK && !stop && e < c->meta_epochs; e++) {
+        for (int sub = 0; s == HG_OK && !stop && sub < c->sub_epochs; sub++) {
+            rng_permutation(&rng, order, shape->images);
+            for (int64_t b = 0; s == HG_OK && !stop && b < batches; b++) {
+                TrainEvent ev = {.meta_epoch = e, .meta_epochs = c->meta_epochs, .sub_epoch = sub,
+                                 .sub_epochs = c->sub_epochs, .batch = b, .batches = batches};
+                ev.lr = hgad_schedule_lr(&schedule, e, b + sub * batches, batches * c->sub_epochs);
+                hgad_set_lr(model, ev.lr);
+                const int64_t *images = order + b * batch;
+                for (int l = 0; s == HG_OK && l < c->levels; l++) {
+                    const int64_t per_image = shape->heights[l] * shape->widths[l];
+                    for (int64_t k = 0; k < batch; k++)
+                        for (int64_t r = 0; r < per_image; r++)
+                            buffers.labels[l][k * per_image + r] = labels[images[k]];
+                    s = feature_cache_gather(cache, l, batch, images, buffers.x[l]);
+                    if (s == HG_OK)
+                        s = hgad_train_step(model, l, buffers.x[l], buffers.cond[l], buffers.labels[l],
+                                            e, &ev.level_losses[l]);
+                }
+                ev.seconds = seconds_since(&start);
+                if (s == HG_OK && on_batch && !on_batch(context, &ev)) stop = true;
+            }
+        }
+        if (s == HG_OK && !stop && on_epoch) s = on_epoch(context, e);
+    }
+    free_buffers(&buffers);
+    free(order);
+    return s;
+}
+
+hg_status evidence_maps_from_cache(const Hgad *model, const FeatureCache *cache, int64_t count,
+                                   const int64_t *images, int64_t class_id, Tensor **logp,
+                                   Tensor **neg_entropy) {
+    const FeatureCacheShape *shape = feature_cache_shape(cache);
+    hg_status s = check_cache(model, shape);
+    for (int l = 0; l < model->config.levels; l++) logp[l] = neg_entropy[l] = NULL;
+    for (int l = 0; s == HG_OK && l < model->config.levels; l++) {
+        const int64_t H = shape->heights[l], W = shape->widths[l];
+        Tensor *x = tensor_empty(SHAPE(count * H * W, shape->dims[l]));
+        Tensor *cond = model->config.cond_dim ? positional_code_batch(model->config.cond_dim, H, W, count) : NULL;
+        Tensor *lp = NULL, *ne = NULL;
+        s = x ? feature_cache_gather(cache, l, count, images, x) : hg_last_status();
+        if (s == HG_OK) s = hgad_level_evidence(model, l, x, cond, class_id, &lp, &ne);
+        if (s == HG_OK) {
+            logp[l] = tensor_reshape(lp, SHAPE(count, H, W));
+            neg_entropy[l] = ne ? tensor_reshape(ne, SHAPE(count, H, W)) : NULL;
+        }
+        tensor_free(x), tensor_free(cond), tensor_free(lp), tensor_free(ne);
+    }
+    if (s != HG_OK)
+        for (int l = 0; l < model->config.levels; l++) {
+            tensor_free(logp[l]), tensor_free(neg_entropy[l]);
+            logp[l] = neg_entropy[l] = NULL;
+        }
+    return s;
+}
