@@ -19,7 +19,7 @@ BUILD   ?= build
 COMPILE := $(CC) $(CFLAGS) $(HG_CFLAGS)
 LINK    := $(CC) $(LDFLAGS) $(HG_LDFLAGS)
 
-LAYERS  := tensor autograd nn models datasets pipeline
+LAYERS  := tensor autograd nn models datasets pipeline report
 LIB_SRC := $(foreach d,$(LAYERS),$(wildcard $(d)/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 LIB     := $(BUILD)/libhgad.a
@@ -107,7 +107,7 @@ deps:
 # only uses it through pragmas, which are ignored.
 FUZZ_CC   ?= clang
 FUZZ_TIME ?= 60
-FUZZ_SRC  := tools/fuzz_safetensors.c nn/json.c nn/safetensors.c tensor/tensor.c tensor/error.c
+FUZZ_SRC  := tools/fuzz_safetensors.c nn/json.c nn/safetensors.c tensor/tensor.c tensor/storage_pool.c tensor/error.c
 
 build-fuzz/fuzz_safetensors: $(FUZZ_SRC) nn/json.h nn/safetensors.h tensor/tensor.h tensor/error.h
 	@mkdir -p $(dir $@)

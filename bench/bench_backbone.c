@@ -119,7 +119,7 @@ static bool measure_torch(const char *python, const char *script, const char *na
                           int reps, double *ms, double *peak_mb, double *base_mb) {
     bool any = false;
     for (int threads = 1; python && threads <= 2; threads++) {
-        char cmd[2048];
+        char cmd[8192];
         snprintf(cmd, sizeof cmd,
                  "OMP_NUM_THREADS=%d MKL_NUM_THREADS=%d %s %s bench --backbone %s --size %d "
                  "--threads %d --reps %d",

@@ -6,5 +6,7 @@
 
 int cmd_weights_info(int argc, char **argv);
 int cmd_flow_run(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 
 #endif

@@ -11,6 +11,8 @@ typedef struct Command {
 } Command;
 
 static const Command commands[] = {
+    {"train", cmd_train, "train one unified HGAD model on a data set"},
+    {"eval", cmd_eval, "score the test sets: AUROC, AUPRO, ROC plot, heat-maps"},
     {"weights-info", cmd_weights_info, "list the tensors and metadata of a safetensors file"},
     {"flow-run", cmd_flow_run, "run one level's flow and prior of a checkpoint on given vectors"},
 };

@@ -120,6 +120,7 @@ static unsigned glyph(char ch) {
     case '_': return 000007;
     case '\'': return 022000;
     case '|': return 022222;
+    case '^': return 025000;
     default: return 0; /* space and anything unknown */
     }
 }

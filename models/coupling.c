@@ -4,16 +4,9 @@
 #include <stdlib.h>
 
 #include "autograd/ops.h"
+#include "models/coupling_internal.h"
 #include "models/rotation.h"
 #include "tensor/ops.h"
-
-typedef struct CouplingBlock {
-    InvertibleModule base;
-    CouplingOptions options;
-    int64_t passive, active; /* D - D/2 and D/2 */
-    Linear subnet_in, subnet_out;
-    Var *global_scale, *global_offset, *w_perm, *w_perm_inv;
-} CouplingBlock;
 
 CouplingOptions coupling_default_options(int64_t dim, int64_t cond_dim) {
     return (CouplingOptions){.dim = dim, .cond_dim = cond_dim, .clamp = 1.9f};
@@ -52,8 +45,8 @@ static Var *add_logdet(Tape *tape, Var *logdet, Var *term) {
     return logdet ? ag_add(tape, logdet, term) : term;
 }
 
-static Var *coupling_forward(const InvertibleModule *m, Tape *tape, Var *x, Var *cond,
-                             bool reverse, Var **logdet) {
+static Var *coupling_forward(const InvertibleModule *m, Tape *tape, Var *x, Var *cond, bool reverse,
+                             Var **logdet) {
     const CouplingBlock *b = (const CouplingBlock *)m;
     if (!x) return NULL;
     char shape[64], cshape[64];
@@ -69,6 +62,12 @@ static Var *coupling_forward(const InvertibleModule *m, Tape *tape, Var *x, Var 
                 cond ? tensor_shape_str(cond->value, cshape, sizeof cshape) : "none",
                 tensor_shape_str(x->value, shape, sizeof shape), (long long)m->cond_dim);
         return NULL;
+    }
+    if (!reverse && !b->options.generic_ops) {
+        Var *term = NULL;
+        Var *y = coupling_fused_forward(b, tape, x, cond, &term);
+        *logdet = y ? add_logdet(tape, *logdet, term) : NULL;
+        return *logdet ? y : NULL;
     }
     const int sum_dim = 1;
     Var *g = global_scale_factor(tape, b);
@@ -112,7 +111,8 @@ InvertibleModule *coupling_new(ParamSet *ps, const char *prefix, const CouplingO
                                Rng *rng) {
     const CouplingOptions *o = options;
     if (o->dim < 2 || o->cond_dim < 0 || o->hidden < 0 || !(o->clamp > 0)) {
-        hg_fail(HG_ERR_ARG, "coupling: invalid options (dim %lld, cond_dim %lld, hidden %lld, clamp %g)",
+        hg_fail(HG_ERR_ARG,
+                "coupling: invalid options (dim %lld, cond_dim %lld, hidden %lld, clamp %g)",
                 (long long)o->dim, (long long)o->cond_dim, (long long)o->hidden, o->clamp);
         return NULL;
     }
@@ -129,8 +129,8 @@ InvertibleModule *coupling_new(ParamSet *ps, const char *prefix, const CouplingO
     int64_t hidden = o->hidden ? o->hidden : 2 * in;
     char name[256];
     /* FrEIA draws the permutation before the subnet weights; we keep its order. */
-    Tensor *w = o->hard_permutation ? random_permutation_matrix(o->dim, rng)
-                                    : random_rotation(o->dim, rng);
+    Tensor *w =
+        o->hard_permutation ? random_permutation_matrix(o->dim, rng) : random_rotation(o->dim, rng);
     Tensor *w_t = w ? tensor_transpose(w, 0, 1) : NULL;
     Tensor *w_inv = w_t ? tensor_contiguous(w_t) : NULL;
     tensor_free(w_t);

@@ -21,12 +21,17 @@
 #include "nn/params.h"
 
 typedef struct CouplingOptions {
-    int64_t dim;          /* D >= 2 */
-    int64_t cond_dim;     /* Dc, 0 for an unconditional block */
-    int64_t hidden;       /* subnet width; 0 = 2 * (D - D/2 + Dc), the reference's */
-    float clamp;          /* alpha, 1.9 in HGAD */
-    bool new_clamp;       /* alpha * tanh(a / alpha) (newer FrEIA) instead of alpha * tanh(a) */
+    int64_t dim;           /* D >= 2 */
+    int64_t cond_dim;      /* Dc, 0 for an unconditional block */
+    int64_t hidden;        /* subnet width; 0 = 2 * (D - D/2 + Dc), the reference's */
+    float clamp;           /* alpha, 1.9 in HGAD */
+    bool new_clamp;        /* alpha * tanh(a / alpha) (newer FrEIA) instead of alpha * tanh(a) */
     bool hard_permutation; /* a permutation matrix instead of a random rotation */
+    /* The forward direction runs as one fused tape op with a hand-written
+     * backward (models/coupling_fused.c) unless generic_ops is set: then it is
+     * recorded op by op (models/coupling.c), the readable reference the fused
+     * op is tested against. The reverse direction always uses generic ops. */
+    bool generic_ops;
 } CouplingOptions;
 
 /* HGAD's defaults for dimension D and condition size Dc. */

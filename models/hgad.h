@@ -91,7 +91,6 @@ hg_status hgad_level_evidence(const Hgad *model, int level, const Tensor *x, con
 hg_status hgad_flow_forward(const Hgad *model, int level, const Tensor *x, const Tensor *cond,
                             bool reverse, Tensor **z, Tensor **logdet);
 
-#endif
 
 /* ---- checkpoints (spec section 10) ----
  * One safetensors file: parameters under the public code's names, the Adam
@@ -117,3 +116,5 @@ hg_status hgad_save(const Hgad *model, const char *path, bool with_optimizer,
  * every parameter (strict), then the optimizer state when the file has one.
  * `extra` (may be NULL) receives the metadata keys that are not "hgad.*". */
 Hgad *hgad_load(const char *path, HgadMeta *extra);
+
+#endif

@@ -313,7 +313,7 @@ Tensor *conv2d_forward(const Tensor *x, const Tensor *w, const Tensor *bias,
         hg_status st = HG_OK;
         switch (conv_path(&g)) {
         case CONV_PATH_1X1:
-            st = conv2d_1x1_forward(o, xv, wv, b, &g);
+            st = conv2d_1x1_forward(o, xv, wv, b, &g, false);
             break;
         case CONV_PATH_DEPTHWISE:
             st = conv2d_depthwise_forward(o, xv, wv, b, &g, false);

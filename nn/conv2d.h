@@ -9,10 +9,12 @@
  * OH = (H + pad_top + pad_bottom - dh*(KH-1) - 1) / sh + 1 (and the same for W).
  *
  * Three kernels sit behind one entry point, chosen by shape:
- *   1x1, stride 1, no padding       -> a direct GEMM per image (conv2d_1x1.c)
- *   groups == Cin == Cout           -> a direct depthwise kernel (conv2d_depthwise*.c)
- *   anything else                   -> im2col + GEMM per group (conv2d.c)
- * Each kernel has its forward and backward side by side. */
+ *   groups == Cin == Cout > 1       -> a direct depthwise kernel (conv2d_depthwise*.c)
+ *   1x1, stride 1, no padding       -> a matrix product per image on the NCHW data
+ *                                      itself, no im2col (conv2d_1x1*.c)
+ *   anything else                   -> im2col + gemm() per image and group (conv2d.c)
+ * Each kernel has its forward and backward side by side; the forwards of the first
+ * two have AVX2/FMA versions chosen at run time. Large work runs on OpenMP threads. */
 #ifndef HG_NN_CONV2D_H
 #define HG_NN_CONV2D_H
 

@@ -18,9 +18,9 @@
 #define COLUMNS_PER_TASK 192
 
 hg_status conv2d_1x1_forward(float *out, const float *x, const float *w, const float *b,
-                             const Conv2dGeom *g) {
+                             const Conv2dGeom *g, bool portable) {
     int64_t hw = g->h * g->w, cin_g = g->c_in / g->groups, cout_g = g->c_out / g->groups;
-    if (conv2d_cpu_has_avx2()) {
+    if (!portable && conv2d_cpu_has_avx2()) {
         /* Tasks are (image, group, column range): disjoint parts of out. */
         int64_t per_image = (hw + COLUMNS_PER_TASK - 1) / COLUMNS_PER_TASK;
         int64_t tasks = g->n * g->groups * per_image;

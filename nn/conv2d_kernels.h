@@ -26,9 +26,10 @@ typedef struct Conv2dGeom {
 hg_status conv2d_geometry(const char *op, const Tensor *x, const Tensor *w, const Conv2dSpec *spec,
                           Conv2dGeom *g);
 
-/* 1x1, stride 1, no padding (any groups): one GEMM per image and group. */
+/* 1x1, stride 1, no padding (any groups). The forward uses the direct AVX2
+ * kernel when the CPU has it and `portable` is false, gemm() otherwise. */
 hg_status conv2d_1x1_forward(float *out, const float *x, const float *w, const float *b,
-                             const Conv2dGeom *g);
+                             const Conv2dGeom *g, bool portable);
 hg_status conv2d_1x1_backward(float *dx, float *dw, float *db, const float *dout, const float *x,
                               const float *w, const Conv2dGeom *g);
 
@@ -69,19 +70,21 @@ static inline int64_t dw_tap_offset(const Conv2dGeom *g, const DwPlane *p, int64
     return (c % g->sw) * p->phase_len + c / g->sw;
 }
 
-/* True when the CPU runs AVX2 and FMA (the depthwise AVX2 kernel may be used). */
+/* ---- AVX2/FMA kernels (files *_avx2.c, compiled with -mavx2 -mfma) ---- */
+
+/* True when the CPU runs AVX2 and FMA, so that the kernels below may be called. */
 bool conv2d_cpu_has_avx2(void);
-/* AVX2/FMA forward of one plane: out (oh x ow) from a filled DwPlane buffer, the
+/* Depthwise forward of one plane: out (oh x ow) from a filled DwPlane buffer, the
  * plane's kh x kw weights and bias (conv2d_depthwise_avx2.c). */
 void conv2d_depthwise_plane_avx2(float *out, const float *plane, const float *w, float b,
                                  const Conv2dGeom *g, const DwPlane *p);
+/* dw_plane_fill with AVX2 de-interleaving for stride 2 (the same result). */
+void dw_plane_fill_avx2(float *buf, const float *x, const Conv2dGeom *g, const DwPlane *p);
 /* 1x1 convolution of one image and group (conv2d_1x1_avx2.c):
  * out[o][p] = b[o] + sum_c w[o*k + c] * x[c*hw + p] for o < m and p in [p0, p1),
  * b may be NULL; panel is scratch of CONV1X1_PANEL_COLS * k floats. */
 #define CONV1X1_PANEL_COLS 24
 void conv2d_1x1_columns_avx2(float *out, const float *x, const float *w, const float *b, int64_t m,
                              int64_t k, int64_t hw, int64_t p0, int64_t p1, float *panel);
-/* dw_plane_fill with AVX2 de-interleaving for stride 2 (the same result). */
-void dw_plane_fill_avx2(float *buf, const float *x, const Conv2dGeom *g, const DwPlane *p);
 
 #endif

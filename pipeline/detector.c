@@ -199,7 +199,9 @@ Tensor *detector_score_maps(const Detector *d, Tensor *const *logp, Tensor *cons
     const int levels = d->model->config.levels;
     const int64_t M = d->preprocess.msk_size;
     Tensor *a1 = anomaly_maps(levels, (const Tensor *const *)logp, M, 4.0, norm_logp);
-    if (!a1 || !neg_entropy[0]) return a1;
+    /* With one class the posterior is certain, its entropy 0 everywhere, and
+     * A_negentropy would zero every score: the log-likelihood alone scores. */
+    if (!a1 || !neg_entropy[0] || d->model->config.classes == 1) return a1;
     Tensor *a2 = anomaly_maps(levels, (const Tensor *const *)neg_entropy, M, 4.0, norm_negent);
     Tensor *score = a2 ? tensor_mul(a1, a2) : NULL;
     tensor_free(a1);

@@ -40,7 +40,8 @@ hg_status detector_evidence(Detector *d, const Tensor *images, int64_t class_id,
                             Tensor **neg_entropy);
 
 /* Score maps (N, M, M) from evidence with the given constants (section 7):
- * A_logp * A_negentropy, or A_logp alone without classes. */
+ * A_logp * A_negentropy, or A_logp alone for a prior without classes or a
+ * model of a single class (whose posterior entropy is 0 everywhere). */
 Tensor *detector_score_maps(const Detector *d, Tensor *const *logp, Tensor *const *neg_entropy,
                             const MapNormalization *norm_logp, const MapNormalization *norm_negent);
 

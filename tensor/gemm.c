@@ -13,6 +13,8 @@
 
 #include <omp.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,13 +27,14 @@ static int64_t g_mc = 336; /* multiple of GEMM_MR */
 static int64_t g_kc = 384;
 static int64_t g_nc = 4096; /* multiple of GEMM_NR */
 
-/* Below this many multiply-adds one thread is faster than waking a team. */
-#define GEMM_PARALLEL_MIN_MACS (96.0 * 96.0 * 96.0)
+/* Below this many multiply-adds one thread is faster than a team of two
+ * (measured: 2 threads win from about 64 x 64 x 64 on). */
+#define GEMM_PARALLEL_MIN_MACS (64.0 * 64.0 * 64.0)
 
-static bool g_force_portable;
+static atomic_bool g_force_portable;
 
 void gemm_force_portable(bool on) {
-    g_force_portable = on;
+    atomic_store(&g_force_portable, on);
 }
 
 static int64_t min64(int64_t a, int64_t b) {
@@ -109,32 +112,27 @@ static float *grow_buffer(float **buf, size_t *cap, size_t floats) {
 
 /* ---- packing ---- */
 
-/* Packs rows [i0, i0+mc) x columns [p0, p0+kc) of op(A) into MR-row panels. */
+/* Packs rows [i0, i0+mc) x columns [p0, p0+kc) of op(A) into MR-row panels
+ * (panel q at dst + q * GEMM_MR * kc, rows past mc zero-filled). */
 static void pack_a(bool trans, const float *a, int64_t lda, int64_t i0, int64_t mc, int64_t p0,
                    int64_t kc, float *restrict dst) {
-    for (int64_t ip = 0; ip < mc; ip += GEMM_MR) {
-        int mr = (int)min64(GEMM_MR, mc - ip);
-        float *restrict d = dst + ip * kc;
-        if (!trans) {
+    if (!trans) {
+        for (int64_t ip = 0; ip < mc; ip += GEMM_MR) {
+            int mr = (int)min64(GEMM_MR, mc - ip);
             const float *src = a + (i0 + ip) * lda + p0;
-            if (mr == GEMM_MR) {
-                for (int64_t p = 0; p < kc; p++)
-                    for (int r = 0; r < GEMM_MR; r++) d[p * GEMM_MR + r] = src[r * lda + p];
-            } else {
-                for (int64_t p = 0; p < kc; p++)
-                    for (int r = 0; r < GEMM_MR; r++)
-                        d[p * GEMM_MR + r] = r < mr ? src[r * lda + p] : 0.0f;
-            }
-        } else {
-            const float *src = a + p0 * lda + i0 + ip;
-            if (mr == GEMM_MR) {
-                for (int64_t p = 0; p < kc; p++)
-                    for (int r = 0; r < GEMM_MR; r++) d[p * GEMM_MR + r] = src[p * lda + r];
-            } else {
-                for (int64_t p = 0; p < kc; p++)
-                    for (int r = 0; r < GEMM_MR; r++)
-                        d[p * GEMM_MR + r] = r < mr ? src[p * lda + r] : 0.0f;
-            }
+            float *restrict d = dst + ip * kc;
+            for (int64_t p = 0; p < kc; p++)
+                for (int r = 0; r < GEMM_MR; r++)
+                    d[p * GEMM_MR + r] = r < mr ? src[r * lda + p] : 0.0f;
+        }
+        return;
+    }
+    /* A stored K x M: walk k outermost so each source row is read once. */
+    for (int64_t p = 0; p < kc; p++) {
+        const float *row = a + (p0 + p) * lda + i0;
+        for (int64_t ip = 0; ip < mc; ip += GEMM_MR) {
+            float *restrict d = dst + ip * kc + p * GEMM_MR;
+            for (int r = 0; r < GEMM_MR; r++) d[r] = ip + r < mc ? row[ip + r] : 0.0f;
         }
     }
 }
@@ -197,16 +195,53 @@ static const GemmImpl g_portable = {microkernel_portable, pack_a, pack_b_panel};
 static const GemmImpl g_avx2 = {gemm_microkernel_avx2, gemm_pack_a_avx2, gemm_pack_b_panel_avx2};
 
 static const GemmImpl *active_impl(void) {
-    static int have_avx2 = -1; /* benign race: every thread computes the same value */
-    if (have_avx2 < 0) {
+    static atomic_int have_avx2 = -1; /* every thread that races here stores the same value */
+    int have = atomic_load_explicit(&have_avx2, memory_order_relaxed);
+    if (have < 0) {
         __builtin_cpu_init();
-        have_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        have = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        atomic_store_explicit(&have_avx2, have, memory_order_relaxed);
     }
-    return have_avx2 && !g_force_portable ? &g_avx2 : &g_portable;
+    return have && !atomic_load(&g_force_portable) ? &g_avx2 : &g_portable;
 }
 
 const char *gemm_kernel_name(void) {
     return active_impl() == &g_avx2 ? "avx2-fma" : "portable";
+}
+
+/* ---- team barrier ----
+ * OpenMP's barrier spins without yielding the CPU. When the machine runs more
+ * threads than cores, a thread that waits for a preempted teammate then burns
+ * its whole time slice, and a product slows down tenfold. This barrier spins
+ * briefly and then yields, so the preempted teammate gets the core back. */
+typedef struct TeamBarrier {
+    atomic_int arrived;
+    atomic_int phase;
+    int nthreads;
+} TeamBarrier;
+
+static void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/* `phase` is the caller's copy of the barrier phase (starts at 0). */
+static void team_barrier_wait(TeamBarrier *bar, int *phase) {
+    int next = *phase + 1;
+    *phase = next;
+    if (bar->nthreads == 1) return;
+    if (atomic_fetch_add_explicit(&bar->arrived, 1, memory_order_acq_rel) == bar->nthreads - 1) {
+        atomic_store_explicit(&bar->arrived, 0, memory_order_relaxed);
+        atomic_store_explicit(&bar->phase, next, memory_order_release);
+        return;
+    }
+    for (int spins = 0; atomic_load_explicit(&bar->phase, memory_order_acquire) != next; spins++) {
+        if (spins < 2000)
+            cpu_relax();
+        else
+            sched_yield();
+    }
 }
 
 /* ---- driver ---- */
@@ -221,6 +256,7 @@ typedef struct GemmProblem {
     int64_t kc_max, nc_max;
     float *bpack; /* shared by the team */
     const GemmImpl *impl;
+    TeamBarrier *barrier;
 } GemmProblem;
 
 /* C[ic:ic+mc, jc + panels jp_lo..jp_hi] with the packed A block and B slice. */
@@ -241,6 +277,7 @@ static void macro_kernel(const GemmProblem *pr, int64_t ic, int64_t mc, int64_t 
 /* The whole blocked product as seen by thread t of T (called inside the team). */
 static void run_thread(const GemmProblem *pr, float *apack, int t, int T) {
     int64_t m = pr->m, n = pr->n, k = pr->k;
+    int phase = 0;
     int64_t mp = ceil_div(m, GEMM_MR);
     for (int64_t jc = 0; jc < n; jc += pr->nc_max) {
         int64_t nc = min64(pr->nc_max, n - jc);
@@ -253,7 +290,7 @@ static void run_thread(const GemmProblem *pr, float *apack, int t, int T) {
                 pr->impl->pack_b_panel(pr->trans_b, pr->b, pr->ldb, jc + jp * GEMM_NR,
                                        (int)min64(GEMM_NR, nc - jp * GEMM_NR), p0, kc,
                                        pr->bpack + jp * kc * GEMM_NR);
-#pragma omp barrier
+            team_barrier_wait(pr->barrier, &phase); /* B slice complete */
 
             /* Split rows in whole MR panels; when there are too few row panels
              * to keep every thread busy, split the B panels instead. */
@@ -276,7 +313,7 @@ static void run_thread(const GemmProblem *pr, float *apack, int t, int T) {
                     macro_kernel(pr, ic, mc, jc, nc, jp_lo, jp_hi, kc, apack, beta);
                 }
             }
-#pragma omp barrier
+            team_barrier_wait(pr->barrier, &phase); /* B slice no longer read */
         }
     }
 }
@@ -336,8 +373,21 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
     }
 
     int nthreads = choose_threads(m, n, k);
+    if (nthreads == 1) { /* no team: small products, or called from a parallel region */
+        float *apack = grow_buffer(&master->a, &master->a_cap, (size_t)(mc_max * pr.kc_max));
+        if (apack) {
+            TeamBarrier alone = {.nthreads = 1};
+            pr.barrier = &alone;
+            run_thread(&pr, apack, 0, 1);
+        } else {
+            gemm_reference(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        }
+        return;
+    }
     int failed = 0;
-#pragma omp parallel num_threads(nthreads) if (nthreads > 1)
+    TeamBarrier barrier = {.nthreads = 1};
+    pr.barrier = &barrier;
+#pragma omp parallel num_threads(nthreads)
     {
         PackBuffers *mine = thread_buffers();
         float *apack =
@@ -346,6 +396,7 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
 #pragma omp atomic write
             failed = 1;
         }
+        if (omp_get_thread_num() == 0) barrier.nthreads = omp_get_num_threads();
 #pragma omp barrier
         int any_failed;
 #pragma omp atomic read

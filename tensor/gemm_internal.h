@@ -22,8 +22,10 @@ static inline int gemm_b_panel_width(int nr) {
 
 /* C[0:mr, 0:nr] = alpha * Apanel * Bpanel + beta * C over kc steps, where
  * Apanel is [kc][GEMM_MR] and Bpanel is [kc][gemm_b_panel_width(nr)].
- * beta == 0 must not read C. Every element is accumulated with one multiply-add
- * per k in increasing k, so full and edge tiles give identical values. */
+ * beta == 0 must not read C. The order of the sums may depend only on kc and
+ * on the panel width (never on mr, nr < width or the C address), so a tile cut
+ * at the bottom edge is computed exactly like a full one and results do not
+ * depend on how the threads split C. */
 typedef void (*gemm_microkernel_fn)(int64_t kc, const float *a, const float *b, float *c,
                                     int64_t ldc, float alpha, float beta, int mr, int nr);
 

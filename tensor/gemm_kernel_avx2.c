@@ -148,7 +148,7 @@ static void accumulate_6x16(int64_t kc, const float *a, const float *b, float *a
 static void kernel_6x16(int64_t kc, const float *restrict a, const float *restrict b, float *c,
                         int64_t ldc, float alpha, float beta, int mr, int nr) {
     /* Bring the C tile towards L1 while the k loop runs. */
-    if (mr == GEMM_MR)
+    if (beta != 0.0f && mr == GEMM_MR)
         for (int i = 0; i < GEMM_MR; i++) {
             _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
             _mm_prefetch((const char *)(c + i * ldc + 15), _MM_HINT_T0);
@@ -174,12 +174,34 @@ static void kernel_6x16(int64_t kc, const float *restrict a, const float *restri
     }
 }
 
-/* Right-edge tiles of at most 8 columns: half the work of kernel_6x16. */
+/* Right-edge tiles of at most 8 columns: half the work of kernel_6x16. Six
+ * accumulators alone cannot cover the FMA latency, so even and odd k steps go
+ * to separate accumulators, added at the end (a fixed order for given kc). */
 static void kernel_6x8(int64_t kc, const float *restrict a, const float *restrict b, float *c,
                        int64_t ldc, float alpha, float beta, int mr, int nr) {
     __m256 c00 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(), c20 = _mm256_setzero_ps();
     __m256 c30 = _mm256_setzero_ps(), c40 = _mm256_setzero_ps(), c50 = _mm256_setzero_ps();
-    for (int64_t p = 0; p < kc; p++) {
+    __m256 d00 = _mm256_setzero_ps(), d10 = _mm256_setzero_ps(), d20 = _mm256_setzero_ps();
+    __m256 d30 = _mm256_setzero_ps(), d40 = _mm256_setzero_ps(), d50 = _mm256_setzero_ps();
+    int64_t p = 0;
+    for (; p + 2 <= kc; p += 2) {
+        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+        c00 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 0), b0, c00);
+        c10 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 1), b0, c10);
+        c20 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 2), b0, c20);
+        c30 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 3), b0, c30);
+        c40 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 4), b0, c40);
+        c50 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 5), b0, c50);
+        d00 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 6), b1, d00);
+        d10 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 7), b1, d10);
+        d20 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 8), b1, d20);
+        d30 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 9), b1, d30);
+        d40 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 10), b1, d40);
+        d50 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 11), b1, d50);
+        a += 2 * GEMM_MR;
+        b += 16;
+    }
+    if (p < kc) {
         __m256 b0 = _mm256_load_ps(b);
         c00 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 0), b0, c00);
         c10 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 1), b0, c10);
@@ -187,9 +209,13 @@ static void kernel_6x8(int64_t kc, const float *restrict a, const float *restric
         c30 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 3), b0, c30);
         c40 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 4), b0, c40);
         c50 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 5), b0, c50);
-        a += GEMM_MR;
-        b += 8;
     }
+    c00 = _mm256_add_ps(c00, d00);
+    c10 = _mm256_add_ps(c10, d10);
+    c20 = _mm256_add_ps(c20, d20);
+    c30 = _mm256_add_ps(c30, d30);
+    c40 = _mm256_add_ps(c40, d40);
+    c50 = _mm256_add_ps(c50, d50);
     const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
     const int read_c = beta != 0.0f;
     if (mr == GEMM_MR && nr == 8) {
@@ -273,7 +299,8 @@ void gemm_pack_a_avx2(bool trans, const float *a, int64_t lda, int64_t i0, int64
         /* Rows lie lda apart, too far for the hardware prefetcher to follow. */
         if (p + PACK_PREFETCH_ROWS < kc) {
             const float *ahead = row + PACK_PREFETCH_ROWS * lda;
-            for (int64_t i = 0; i < mc; i += 16) _mm_prefetch((const char *)(ahead + i), _MM_HINT_T0);
+            for (int64_t i = 0; i < mc; i += 16)
+                _mm_prefetch((const char *)(ahead + i), _MM_HINT_T0);
             _mm_prefetch((const char *)(ahead + mc - 1), _MM_HINT_T0);
         }
         for (int64_t ip = 0; ip < full; ip += GEMM_MR) {

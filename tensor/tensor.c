@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tensor/storage_pool.h"
+
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -16,7 +18,6 @@
 #define MAX_NUMEL ((int64_t)1 << 40)
 /* Copies below this many elements stay on one thread. */
 #define PARALLEL_COPY_MIN ((int64_t)1 << 16)
-#define DATA_ALIGNMENT    64
 
 /* ---- shape helpers ---- */
 
@@ -93,10 +94,9 @@ static TensorStorage *storage_new(const char *op, int64_t numel) {
         return NULL;
     }
     size_t bytes = (size_t)numel * sizeof(float);
-    /* aligned_alloc wants a multiple of the alignment; never ask for 0 bytes. */
-    size_t padded = (bytes + DATA_ALIGNMENT - 1) / DATA_ALIGNMENT * DATA_ALIGNMENT;
-    if (padded == 0) padded = DATA_ALIGNMENT;
-    s->data = aligned_alloc(DATA_ALIGNMENT, padded);
+    /* Large blocks come from (and go back to) the cache of storage_pool.h, so
+     * the temporaries of every op reuse pages that are already mapped. */
+    s->data = storage_pool_alloc(bytes);
     if (!s->data) {
         free(s);
         hg_fail(HG_ERR_NOMEM, "%s: out of memory allocating %zu bytes", op, bytes);
@@ -111,7 +111,7 @@ static TensorStorage *storage_new(const char *op, int64_t numel) {
 static void storage_release(TensorStorage *s) {
     if (!s) return;
     if (--s->refcount > 0) return;
-    if (s->owns_data) free(s->data);
+    if (s->owns_data) storage_pool_free(s->data, (size_t)s->capacity * sizeof(float));
     free(s);
 }
 

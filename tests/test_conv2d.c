@@ -338,26 +338,37 @@ static void test_depthwise_bands(void **state) {
     }
 }
 
-/* A batch of 3 goes through the 1x1 GEMM path image by image. */
-static void test_1x1_batch(void **state) {
+/* The 1x1 path, AVX2 and portable (GEMM), against naive_conv: a batch of 3; and
+ * groups of a map wider than one task (192 columns) with a 20-column tail. */
+static void test_1x1_paths(void **state) {
     (void)state;
     Rng r = rng_new(5);
-    Tensor *x = tensor_normal(SHAPE(3, 16, 5, 7), 0, 1, &r);
-    Tensor *w = tensor_normal(SHAPE(24, 16, 1, 1), 0, 1, &r);
-    Tensor *b = tensor_normal(SHAPE(24), 0, 1, &r);
-    Conv2dSpec spec = conv2d_spec(1, 0, 1, 1);
-    Conv2dGeom g;
-    assert_ok(conv2d_geometry("test", x, w, &spec, &g));
-    Tensor *out = conv2d_forward(x, w, b, &spec);
-    assert_ok_ptr(out);
-    double *ref = malloc(sizeof(double) * (size_t)tensor_numel(out));
-    naive_conv(&g, tensor_data(x), tensor_data(w), tensor_data(b), NULL, ref, NULL, NULL, NULL);
-    assert_true(rel_diff(tensor_data(out), ref, tensor_numel(out)) <= PARITY_TOL);
-    free(ref);
-    tensor_free(out);
-    tensor_free(x);
-    tensor_free(w);
-    tensor_free(b);
+    int64_t shapes[2][6] = {{3, 16, 5, 7, 24, 1}, {2, 6, 4, 59, 9, 3}}; /* n c h w cout groups */
+    for (int i = 0; i < 2; i++) {
+        const int64_t *s = shapes[i];
+        Tensor *x = tensor_normal(SHAPE(s[0], s[1], s[2], s[3]), 0, 1, &r);
+        Tensor *w = tensor_normal(SHAPE(s[4], s[1] / s[5], 1, 1), 0, 1, &r);
+        Tensor *b = tensor_normal(SHAPE(s[4]), 0, 1, &r);
+        Conv2dSpec spec = conv2d_spec(1, 0, 1, (int)s[5]);
+        Conv2dGeom g;
+        assert_ok(conv2d_geometry("test", x, w, &spec, &g));
+        Tensor *out = conv2d_forward(x, w, b, &spec);
+        assert_ok_ptr(out);
+        int64_t no = tensor_numel(out);
+        double *ref = malloc(sizeof(double) * (size_t)no);
+        float *port = malloc(sizeof(float) * (size_t)no);
+        naive_conv(&g, tensor_data(x), tensor_data(w), tensor_data(b), NULL, ref, NULL, NULL, NULL);
+        assert_ok(
+            conv2d_1x1_forward(port, tensor_data(x), tensor_data(w), tensor_data(b), &g, true));
+        if (rel_diff(tensor_data(out), ref, no) > PARITY_TOL) fail_msg("case %d: forward", i);
+        if (rel_diff(port, ref, no) > PARITY_TOL) fail_msg("case %d: portable forward", i);
+        free(ref);
+        free(port);
+        tensor_free(out);
+        tensor_free(x);
+        tensor_free(w);
+        tensor_free(b);
+    }
 }
 
 /* ------------------------------------------------------------ gradcheck */
@@ -526,7 +537,7 @@ int main(void) {
         cmocka_unit_test(test_parity_depthwise_portable),
         cmocka_unit_test(test_random_vs_naive),
         cmocka_unit_test(test_depthwise_bands),
-        cmocka_unit_test(test_1x1_batch),
+        cmocka_unit_test(test_1x1_paths),
         cmocka_unit_test(test_gradcheck_every_config),
         cmocka_unit_test(test_no_grad_saves_nothing),
         cmocka_unit_test(test_errors),

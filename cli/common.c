@@ -1,0 +1,83 @@
+#include "cli/common.h"
+
+#include <errno.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli/args.h"
+
+void cli_set_threads(int64_t threads) {
+    if (threads > 0) omp_set_num_threads((int)threads);
+}
+
+bool cli_make_dir(const char *command, const char *dir) {
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path)
+        return cli_error(command, "path too long: %s", dir), false;
+    for (char *p = path + 1;; p++) {
+        bool end = *p == '\0';
+        if (*p == '/' || end) {
+            *p = '\0';
+            if (mkdir(path, 0755) != 0 && errno != EEXIST)
+                return cli_error(command, "cannot create directory %s: %s", path, strerror(errno)), false;
+            if (end) break;
+            *p = '/';
+        }
+    }
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return cli_error(command, "%s is not a directory", dir), false;
+    return true;
+}
+
+/* Splits "a,b,c" in place into at most `max` names. */
+static int split_csv(char *text, char **names, int max) {
+    int n = 0;
+    for (char *p = text; p && *p && n < max;) {
+        char *comma = strchr(p, ',');
+        if (comma) *comma = '\0';
+        if (*p) names[n++] = p;
+        p = comma ? comma + 1 : NULL;
+    }
+    return n;
+}
+
+DataSet *cli_open_dataset(const char *command, const char *format, const char *root,
+                          const char *categories_csv, DataSplit split) {
+    if (!root) return cli_error(command, "--root is required (the data set directory)"), NULL;
+    char roots_text[4096];
+    snprintf(roots_text, sizeof roots_text, "%s", root);
+    if (format && !strcmp(format, "union")) {
+        char *roots[4];
+        if (split_csv(roots_text, roots, 4) != 4)
+            return cli_error(command, "--dataset union needs --root MVTEC,BTAD,MVTEC3D,VISA"), NULL;
+        DataSet *ds = dataset_open_union((const char *const *)roots, split);
+        if (!ds) cli_error(command, "%s", hg_last_error());
+        return ds;
+    }
+    DataSetFormat f = DATASET_MVTEC;
+    if (format && dataset_format_from_name(format, &f) != HG_OK)
+        return cli_error(command, "%s", hg_last_error()), NULL;
+    char csv[4096] = "", *names[256];
+    int n = 0;
+    char **found = NULL;
+    if (categories_csv) {
+        snprintf(csv, sizeof csv, "%s", categories_csv);
+        n = split_csv(csv, names, 256);
+        if (n == 0) return cli_error(command, "--categories is empty"), NULL;
+    } else if (f != DATASET_VISA) {
+        /* an MVTec-like root: the categories found under it (synthetic data sets too) */
+        if (dataset_list_categories(root, &found, &n) != HG_OK)
+            return cli_error(command, "%s", hg_last_error()), NULL;
+        if (n == 0) return cli_error(command, "no category directories with a train/ folder under %s", root), NULL;
+    }
+    DataSet *ds = dataset_open(f, root, categories_csv ? (const char *const *)names : (const char *const *)found,
+                               n, split);
+    if (!ds) cli_error(command, "%s", hg_last_error());
+    for (int i = 0; found && i < n; i++) free(found[i]);
+    free(found);
+    return ds;
+}

@@ -1,0 +1,21 @@
+/* Helpers shared by the hgad sub-commands that work on data sets. */
+#ifndef HG_CLI_COMMON_H
+#define HG_CLI_COMMON_H
+
+#include "datasets/dataset.h"
+
+/* Opens the `split` of a data set: format "mvtec", "btad", "mvtec3d", "visa"
+ * (one root) or "union" (four roots, comma-separated, in the order MVTec AD,
+ * BTAD, MVTec 3D, VisA). categories_csv (may be NULL) lists categories
+ * "a,b,c"; without it an MVTec-like root uses the categories found under it.
+ * Prints the error and returns NULL on failure. */
+DataSet *cli_open_dataset(const char *command, const char *format, const char *root,
+                          const char *categories_csv, DataSplit split);
+
+/* Sets the OpenMP thread count from --threads (0 or missing: leave it). */
+void cli_set_threads(int64_t threads);
+
+/* Creates `dir` (and parents) if needed; prints the error and returns false on failure. */
+bool cli_make_dir(const char *command, const char *dir);
+
+#endif
