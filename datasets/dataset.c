@@ -8,14 +8,14 @@
 
 /* The public code's CLASS_NAMES lists, in its order. */
 static const char *const MVTEC_NAMES[] = {
-    "bottle", "cable", "capsule", "carpet", "grid",       "hazelnut", "leather", "metal_nut",
+    "bottle", "cable", "capsule", "carpet",     "grid",       "hazelnut", "leather", "metal_nut",
     "pill",   "screw", "tile",    "toothbrush", "transistor", "wood",     "zipper"};
 static const char *const BTAD_NAMES[] = {"01", "02", "03"};
 static const char *const MVTEC3D_NAMES[] = {"bagel", "cable_gland", "carrot", "cookie", "dowel",
                                             "foam",  "peach",       "potato", "rope",   "tire"};
-static const char *const VISA_NAMES[] = {"candle",    "capsules",  "cashew", "chewinggum",
-                                         "fryum",     "macaroni1", "macaroni2", "pcb1",
-                                         "pcb2",      "pcb3",      "pcb4",   "pipe_fryum"};
+static const char *const VISA_NAMES[] = {"candle", "capsules",  "cashew",    "chewinggum",
+                                         "fryum",  "macaroni1", "macaroni2", "pcb1",
+                                         "pcb2",   "pcb3",      "pcb4",      "pipe_fryum"};
 
 #define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
@@ -37,11 +37,21 @@ hg_status dataset_format_from_name(const char *name, DataSetFormat *format) {
 
 int dataset_default_categories(DataSetFormat format, const char *const **names) {
     switch (format) {
-    case DATASET_MVTEC: *names = MVTEC_NAMES; return COUNT(MVTEC_NAMES);
-    case DATASET_BTAD: *names = BTAD_NAMES; return COUNT(BTAD_NAMES);
-    case DATASET_MVTEC3D: *names = MVTEC3D_NAMES; return COUNT(MVTEC3D_NAMES);
-    case DATASET_VISA: *names = VISA_NAMES; return COUNT(VISA_NAMES);
-    default: *names = NULL; return 0;
+    case DATASET_MVTEC:
+        *names = MVTEC_NAMES;
+        return COUNT(MVTEC_NAMES);
+    case DATASET_BTAD:
+        *names = BTAD_NAMES;
+        return COUNT(BTAD_NAMES);
+    case DATASET_MVTEC3D:
+        *names = MVTEC3D_NAMES;
+        return COUNT(MVTEC3D_NAMES);
+    case DATASET_VISA:
+        *names = VISA_NAMES;
+        return COUNT(VISA_NAMES);
+    default:
+        *names = NULL;
+        return 0;
     }
 }
 
@@ -83,8 +93,8 @@ hg_status dataset_add_sample(DataSet *ds, const char *image, const char *mask, c
     if (n == 0 || (n >= 16 && (n & (n - 1)) == 0)) {
         int64_t cap = n == 0 ? 16 : 2 * n;
         Sample *grown = realloc(ds->samples, sizeof(Sample) * (size_t)cap);
-        if (!grown) return hg_fail(HG_ERR_NOMEM, "dataset: out of memory for %lld samples",
-                                   (long long)cap);
+        if (!grown)
+            return hg_fail(HG_ERR_NOMEM, "dataset: out of memory for %lld samples", (long long)cap);
         ds->samples = grown;
     }
     Sample *s = &ds->samples[n];
@@ -303,8 +313,8 @@ hg_status dataset_load_batch(const DataSet *ds, const int64_t *indices, int64_t 
 #pragma omp parallel for schedule(dynamic) if (n > 1)
     for (int64_t b = 0; b < n; b++) {
         Tensor *one_i = NULL, *one_m = NULL;
-        hg_status s = dataset_load(ds, indices[b], pp, images ? &one_i : NULL,
-                                   masks ? &one_m : NULL);
+        hg_status s =
+            dataset_load(ds, indices[b], pp, images ? &one_i : NULL, masks ? &one_m : NULL);
         if (s == HG_OK) {
             if (one_i) memcpy(di + b * 3 * c * c, tensor_data(one_i), sizeof(float) * 3 * c * c);
             if (one_m) memcpy(dm + b * m * m, tensor_data(one_m), sizeof(float) * m * m);

@@ -19,10 +19,12 @@
 #include "tensor/tensor.h"
 
 typedef enum {
-    /* ROOT/<cat>/{train,test}/<type>/<name>.png, masks ROOT/<cat>/ground_truth/<type>/<stem>_mask.png;
-     * "good" is normal. Also the layout synthetic_write() produces. */
+    /* ROOT/<cat>/{train,test}/<type>/<name>.png, masks
+     * ROOT/<cat>/ground_truth/<type>/<stem>_mask.png; "good" is normal. Also the layout
+     * synthetic_write() produces. */
     DATASET_MVTEC,
-    /* ROOT/<cat>/{train,test}/<type>/<name>.{bmp,png}, masks ROOT/<cat>/ground_truth/<type>/<stem>.png
+    /* ROOT/<cat>/{train,test}/<type>/<name>.{bmp,png}, masks
+     * ROOT/<cat>/ground_truth/<type>/<stem>.png
      * (<stem>.bmp for category "03"); "ok" is normal. */
     DATASET_BTAD,
     /* ROOT/<cat>/{train,test}/<type>/rgb/<name>.png, masks ROOT/<cat>/test/<type>/gt/<stem>.png;

@@ -65,7 +65,8 @@ static hg_status list_dir(const char *fmt, const char *dir, bool dirs, const cha
     out->names = NULL;
     out->n = 0;
     DIR *d = opendir(dir);
-    if (!d) return hg_fail(HG_ERR_IO, "%s: cannot read directory %s: %s", fmt, dir, strerror(errno));
+    if (!d)
+        return hg_fail(HG_ERR_IO, "%s: cannot read directory %s: %s", fmt, dir, strerror(errno));
     int cap = 0;
     hg_status st = HG_OK;
     struct dirent *e;
@@ -130,11 +131,11 @@ static char *stem_of(const char *name) {
 /* --------------------------------------------------- MVTec-like directories */
 
 typedef struct DirLayout {
-    const char *fmt;              /* name in messages */
-    const char *good;             /* the normal type directory */
-    const char *const *suffixes;  /* image files */
-    const char *image_subdir;     /* NULL, or "rgb" for MVTec 3D */
-    const char *example;          /* what train/ should hold, for messages */
+    const char *fmt;             /* name in messages */
+    const char *good;            /* the normal type directory */
+    const char *const *suffixes; /* image files */
+    const char *image_subdir;    /* NULL, or "rgb" for MVTec 3D */
+    const char *example;         /* what train/ should hold, for messages */
 } DirLayout;
 
 static const char *const PNG_ONLY[] = {".png", NULL};
@@ -227,8 +228,8 @@ static hg_status read_dirs(DataSet *ds, DataSetFormat format, const DirLayout *L
     }
     for (int t = 0; t < types.n && st == HG_OK; t++) {
         char *type_dir = dataset_path_join(phase_dir, types.names[t]);
-        char *image_dir = type_dir && L->image_subdir ? dataset_path_join(type_dir, L->image_subdir)
-                                                      : type_dir;
+        char *image_dir =
+            type_dir && L->image_subdir ? dataset_path_join(type_dir, L->image_subdir) : type_dir;
         if (!image_dir)
             st = HG_ERR_NOMEM;
         else if (dataset_is_dir(image_dir)) /* MVTec 3D: types without rgb/ are skipped */
@@ -331,8 +332,10 @@ static hg_status csv_parse(const char *text, size_t len, const char *path, Csv *
             if (st == HG_OK && nf == fcap) {
                 fcap = fcap ? 2 * fcap : 8;
                 char **g = realloc(fields, sizeof(char *) * (size_t)fcap);
-                if (!g) st = HG_ERR_NOMEM;
-                else fields = g;
+                if (!g)
+                    st = HG_ERR_NOMEM;
+                else
+                    fields = g;
             }
             if (st != HG_OK) {
                 free(b.p);
@@ -420,8 +423,10 @@ static hg_status read_visa(DataSet *ds, const char *root, int index, DataSplit s
         for (int f = 0; csv.n_rows > 0 && f < csv.n_fields[0]; f++)
             if (!strcmp(csv.rows[0][f], COLUMNS[c])) col[c] = f;
         if (col[c] < 0)
-            st = hg_fail(HG_ERR_FORMAT, "visa: %s has no '%s' column (expected object, split, "
-                         "label, image, mask)", csv_path, COLUMNS[c]);
+            st = hg_fail(HG_ERR_FORMAT,
+                         "visa: %s has no '%s' column (expected object, split, "
+                         "label, image, mask)",
+                         csv_path, COLUMNS[c]);
     }
     int64_t before = ds->n_samples;
     /* Train: every split == "train" row. Test: normal rows, then anomaly rows. */
@@ -471,11 +476,16 @@ static hg_status read_visa(DataSet *ds, const char *root, int index, DataSplit s
 hg_status dataset_read_category(DataSet *ds, DataSetFormat format, const char *root, int index,
                                 DataSplit split) {
     switch (format) {
-    case DATASET_MVTEC: return read_dirs(ds, format, &LAYOUT_MVTEC, root, index, split);
-    case DATASET_BTAD: return read_dirs(ds, format, &LAYOUT_BTAD, root, index, split);
-    case DATASET_MVTEC3D: return read_dirs(ds, format, &LAYOUT_MVTEC3D, root, index, split);
-    case DATASET_VISA: return read_visa(ds, root, index, split);
-    default: return hg_fail(HG_ERR_ARG, "dataset: unknown format %d", (int)format);
+    case DATASET_MVTEC:
+        return read_dirs(ds, format, &LAYOUT_MVTEC, root, index, split);
+    case DATASET_BTAD:
+        return read_dirs(ds, format, &LAYOUT_BTAD, root, index, split);
+    case DATASET_MVTEC3D:
+        return read_dirs(ds, format, &LAYOUT_MVTEC3D, root, index, split);
+    case DATASET_VISA:
+        return read_visa(ds, root, index, split);
+    default:
+        return hg_fail(HG_ERR_ARG, "dataset: unknown format %d", (int)format);
     }
 }
 
@@ -501,8 +511,10 @@ hg_status dataset_list_categories(const char *root, char ***names, int *n_names)
     dirs.n = kept;
     if (kept == 0) {
         names_free(&dirs);
-        return hg_fail(HG_ERR_IO, "dataset: no category directories with a train/ subdirectory "
-                       "under %s", root);
+        return hg_fail(HG_ERR_IO,
+                       "dataset: no category directories with a train/ subdirectory "
+                       "under %s",
+                       root);
     }
     *names = dirs.names;
     *n_names = kept;

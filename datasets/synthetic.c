@@ -90,8 +90,8 @@ static hg_status write_job(const char *dir, const SyntheticConfig *cfg, const Jo
     hg_status st = synthetic_render(j->category, j->defect, cfg->image_size, seed, &img, &mask);
     if (st != HG_OK) return st;
     char path[4096];
-    snprintf(path, sizeof path, "%s/%s/%s/%s/%0*d.png", dir, cat, j->split ? "test" : "train",
-             type, digits, j->index);
+    snprintf(path, sizeof path, "%s/%s/%s/%s/%0*d.png", dir, cat, j->split ? "test" : "train", type,
+             digits, j->index);
     st = image_save_png(path, img);
     if (st == HG_OK && j->defect >= 0) {
         snprintf(path, sizeof path, "%s/%s/ground_truth/%s/%0*d_mask.png", dir, cat, type, digits,
@@ -234,8 +234,7 @@ hg_status synthetic_write(const char *dir, const SyntheticConfig *cfg) {
         free(jobs);
         free(status);
         free(message);
-        return hg_fail(HG_ERR_NOMEM, "synthetic: out of memory for %lld images",
-                       (long long)n_jobs);
+        return hg_fail(HG_ERR_NOMEM, "synthetic: out of memory for %lld images", (long long)n_jobs);
     }
     int64_t k = 0;
     for (int c = 0; c < n_cats; c++) {

@@ -215,8 +215,8 @@ static bool render_screw(Canvas *cv, Rng *r) {
             double t = dx * ax + dy * ay, s = -dx * ay + dy * ax; /* along / across the axis */
             double g = back + shadow_x * (x - n / 2.0) / n + shadow_y * (y - n / 2.0) / n;
             cv->bg[i] = (float)g;
-            double w = t < tip_start ? half_width
-                                     : half_width * (tip_end - t) / (tip_end - tip_start);
+            double w =
+                t < tip_start ? half_width : half_width * (tip_end - t) / (tip_end - tip_start);
             bool body = t >= body_start && t <= tip_end && fabs(s) <= w;
             double dh = hypot(t - head_at, s);
             bool head = dh <= head_r;
@@ -239,14 +239,24 @@ static const Category CATEGORIES[] = {
     {"weave", 3, render_weave, false, {"hole", "stain", "scratch"}, {D_HOLE, D_STAIN, D_SCRATCH}},
     {"mesh", 1, render_mesh, false, {"missing", "spot", "crack"}, {D_MISSING, D_SPOT, D_CRACK}},
     {"granite", 3, render_granite, false, {"crack", "stain", "spot"}, {D_CRACK, D_STAIN, D_SPOT}},
-    {"disc", 3, render_disc, true, {"broken", "contamination", "scratch"},
+    {"disc",
+     3,
+     render_disc,
+     true,
+     {"broken", "contamination", "scratch"},
      {D_MISSING, D_SPOT, D_SCRATCH}},
-    {"screw", 1, render_screw, true, {"missing", "scratch", "spot"}, {D_MISSING, D_SCRATCH, D_SPOT}},
+    {"screw",
+     1,
+     render_screw,
+     true,
+     {"missing", "scratch", "spot"},
+     {D_MISSING, D_SCRATCH, D_SPOT}},
 };
 #define N_CATEGORIES ((int)(sizeof CATEGORIES / sizeof CATEGORIES[0]))
 
 /* The names again, as the array synthetic_category_names() hands out (same order). */
-static const char *const CATEGORY_NAMES[N_CATEGORIES] = {"weave", "mesh", "granite", "disc", "screw"};
+static const char *const CATEGORY_NAMES[N_CATEGORIES] = {"weave", "mesh", "granite", "disc",
+                                                         "screw"};
 
 int synthetic_category_names(const char *const **names) {
     *names = CATEGORY_NAMES;
@@ -353,8 +363,7 @@ static void draw_defect(Canvas *cv, DefectKind kind, bool object, Rng *r, uint8_
         int steps = (int)(n * uniform(r, 0.25, 0.40));
         double radius = fmax(0.55, n / 250.0);
         stroke(layer, n, r, x, y, dir, steps, 1.0, 0.35, radius);
-        stroke(layer, n, r, x, y, dir + M_PI + uniform(r, -0.6, 0.6), steps / 2, 1.0, 0.35,
-               radius);
+        stroke(layer, n, r, x, y, dir + M_PI + uniform(r, -0.6, 0.6), steps / 2, 1.0, 0.35, radius);
         break;
     }
     case D_SPOT:
@@ -381,7 +390,8 @@ static void draw_defect(Canvas *cv, DefectKind kind, bool object, Rng *r, uint8_
     /* Paint. Colours contrast with what they cover so the defect is visible. */
     double under = mean_under(cv, layer);
     double mark = under < 0.5 ? 0.92 : 0.08;
-    static const double palette[3][3] = {{0.55, 0.25, 0.08}, {0.06, 0.06, 0.07}, {0.95, 0.90, 0.62}};
+    static const double palette[3][3] = {
+        {0.55, 0.25, 0.08}, {0.06, 0.06, 0.07}, {0.95, 0.90, 0.62}};
     int pc = 0;
     for (int k = 1; k < 3; k++)
         if (fabs(luma(palette[k]) - under) > fabs(luma(palette[pc]) - under)) pc = k;
@@ -394,7 +404,8 @@ static void draw_defect(Canvas *cv, DefectKind kind, bool object, Rng *r, uint8_
             }
         }
     double tint[3] = {0.36, 0.22, 0.08};
-    if (under < 0.4) tint[0] = 0.85, tint[1] = 0.80, tint[2] = 0.55; /* light stains on dark ground */
+    if (under < 0.4)
+        tint[0] = 0.85, tint[1] = 0.80, tint[2] = 0.55; /* light stains on dark ground */
     for (int i = 0; i < npix; i++) {
         if (!layer[i]) continue;
         for (int k = 0; k < cv->ch; k++) {
@@ -403,12 +414,24 @@ static void draw_defect(Canvas *cv, DefectKind kind, bool object, Rng *r, uint8_
             double pal = cv->ch == 1 ? luma(palette[pc]) : palette[pc][k];
             double tk = cv->ch == 1 ? luma(tint) : tint[k];
             switch (kind) {
-            case D_SCRATCH: v = 0.15 * v + 0.85 * mark; break;
-            case D_CRACK: v = under < 0.3 ? 0.15 * v + 0.85 * 0.9 : 0.15 * v; break;
-            case D_SPOT: v = pal; break;
-            case D_HOLE: v = under < 0.3 ? 0.9 : 0.03; break;
-            case D_STAIN: v = 0.3 * v + 0.7 * tk; break;
-            case D_MISSING: v = cv->bg[i * cv->ch + k]; break;
+            case D_SCRATCH:
+                v = 0.15 * v + 0.85 * mark;
+                break;
+            case D_CRACK:
+                v = under < 0.3 ? 0.15 * v + 0.85 * 0.9 : 0.15 * v;
+                break;
+            case D_SPOT:
+                v = pal;
+                break;
+            case D_HOLE:
+                v = under < 0.3 ? 0.9 : 0.03;
+                break;
+            case D_STAIN:
+                v = 0.3 * v + 0.7 * tk;
+                break;
+            case D_MISSING:
+                v = cv->bg[i * cv->ch + k];
+                break;
             }
             *p = (float)v;
         }

@@ -131,10 +131,18 @@ static void pass_horizontal(uint8_t *out, const uint8_t *in, int in_w, int out_w
         const uint8_t *src = in + (size_t)(y + row0) * in_stride;
         uint8_t *dst = out + (size_t)y * out_stride;
         switch (ch) {
-        case 1: horizontal_row(dst, src, out_w, 1, t); break;
-        case 2: horizontal_row(dst, src, out_w, 2, t); break;
-        case 3: horizontal_row(dst, src, out_w, 3, t); break;
-        default: horizontal_row(dst, src, out_w, 4, t); break;
+        case 1:
+            horizontal_row(dst, src, out_w, 1, t);
+            break;
+        case 2:
+            horizontal_row(dst, src, out_w, 2, t);
+            break;
+        case 3:
+            horizontal_row(dst, src, out_w, 3, t);
+            break;
+        default:
+            horizontal_row(dst, src, out_w, 4, t);
+            break;
         }
     }
 }
@@ -197,8 +205,8 @@ static Image *resample_separable(const Image *img, int width, int height, Resamp
     }
     if (need_v) {
         out = image_new(width, height, ch, 8);
-        if (out && pass_vertical(out->data8, src->data8, width * ch, height, row_shift, &tv) !=
-                       HG_OK) {
+        if (out &&
+            pass_vertical(out->data8, src->data8, width * ch, height, row_shift, &tv) != HG_OK) {
             image_free(out);
             out = NULL;
         }
@@ -337,7 +345,7 @@ Image *image_center_crop(const Image *img, int width, int height) {
     Image *out = image_new(width, height, img->channels, img->bit_depth);
     if (!out) return NULL;
     size_t px = (size_t)img->channels * (size_t)(img->bit_depth / 8);
-    int x0 = left < 0 ? -left : 0;                               /* first output column with a source */
+    int x0 = left < 0 ? -left : 0; /* first output column with a source */
     int x1 = img->width - left < width ? img->width - left : width; /* one past the last */
     for (int y = 0; y < height; y++) {
         int sy = y + top;
@@ -378,7 +386,7 @@ Tensor *image_to_normalized_tensor(const Image *img, const float mean[3], const 
 #pragma omp parallel for schedule(static) if (plane > (1 << 18))
         for (int64_t i = 0; i < plane; i++) {
             float v = (float)src[i * ch] / 255.0f; /* ToTensor */
-            out[i] = norm ? (v - m) / s : v;      /* Normalize: sub_(mean).div_(std) */
+            out[i] = norm ? (v - m) / s : v;       /* Normalize: sub_(mean).div_(std) */
         }
     }
     image_free(converted);

@@ -173,6 +173,13 @@ void panel_heatmap(const Panel *p, const float *values, int nx, int ny, float lo
         }
 }
 
+void panel_line(const Panel *p, double x0, double y0, double x1, double y1, Rgb c) {
+    double a, b, e, f;
+    panel_to_pixel(p, x0, y0, &a, &b);
+    panel_to_pixel(p, x1, y1, &e, &f);
+    draw_line(p->img, (int)lround(a), (int)lround(b), (int)lround(e), (int)lround(f), c);
+}
+
 void panel_point(const Panel *p, double x, double y, double radius, Rgb c) {
     double px, py;
     panel_to_pixel(p, x, y, &px, &py);

@@ -67,6 +67,8 @@ void panel_heatmap(const Panel *p, const float *values, int nx, int ny, float lo
                    Rgb (*map)(double));
 /* Fills the panel with an nx x ny grid of ready-made colours. */
 void panel_color_grid(const Panel *p, const Rgb *colors, int nx, int ny);
+/* A line between two data points (not clipped to the panel). */
+void panel_line(const Panel *p, double x0, double y0, double x1, double y1, Rgb c);
 /* A filled dot of `radius` pixels at data point (x, y) (clipped to the panel). */
 void panel_point(const Panel *p, double x, double y, double radius, Rgb c);
 /* Frame, ticks at round numbers with their labels, and a title above. */

@@ -202,11 +202,13 @@ static hg_status validate_file(const Backbone *bb, const SafetensorsFile *f, con
         const Tensor *t = pe->var->value;
         bool same = e->ndim == t->ndim;
         for (int d = 0; same && d < e->ndim; d++) same = e->shape[d] == t->shape[d];
-        if (!same || !is_float_dtype(e->dtype)) {
+        if (!is_float_dtype(e->dtype))
+            return hg_fail(HG_ERR_FORMAT, "%s: tensor '%s' has dtype %s, %s expects floats", path,
+                           pe->name, safetensors_dtype_name(e->dtype), arch);
+        if (!same) {
             entry_shape_str(e, fs, sizeof fs);
-            return hg_fail(HG_ERR_FORMAT, "%s: tensor '%s' is %s %s, %s expects F32 %s", path,
-                           pe->name, safetensors_dtype_name(e->dtype), fs, arch,
-                           tensor_shape_str(t, ms, sizeof ms));
+            return hg_fail(HG_ERR_FORMAT, "%s: tensor '%s' has shape %s in the file, %s expects %s",
+                           path, pe->name, fs, arch, tensor_shape_str(t, ms, sizeof ms));
         }
     }
     if (n_missing)

@@ -200,7 +200,7 @@ hg_status conv2d_im2col_forward(float *out, const float *x, const float *w, cons
                                 const Conv2dGeom *g) {
     int64_t cin_g = g->c_in / g->groups, cout_g = g->c_out / g->groups;
     int64_t k = cin_g * g->kh * g->kw, ohw = g->oh * g->ow, step = chunk_rows(g);
-    float *col = malloc(sizeof(float) * (size_t)(k * step * g->ow));
+    float *col = malloc(sizeof(float) * (size_t)(k * step * g->ow + 1)); /* + 1: never 0 */
     if (!col)
         return hg_fail(HG_ERR_NOMEM, "conv2d: no memory for a %lldx%lld column buffer",
                        (long long)k, (long long)(step * g->ow));
@@ -244,7 +244,7 @@ hg_status conv2d_im2col_backward(float *dx, float *dw, float *db, const float *d
     int64_t k = cin_g * g->kh * g->kw, ohw = g->oh * g->ow, step = chunk_rows(g);
     if (db) conv2d_bias_grad(db, dout, g);
     if (!dx && !dw) return HG_OK;
-    float *col = malloc(sizeof(float) * (size_t)(k * step * g->ow));
+    float *col = malloc(sizeof(float) * (size_t)(k * step * g->ow + 1)); /* + 1: never 0 */
     if (!col)
         return hg_fail(HG_ERR_NOMEM, "conv2d_backward: no memory for a %lldx%lld column buffer",
                        (long long)k, (long long)(step * g->ow));

@@ -27,7 +27,7 @@ hg_status conv2d_1x1_forward(float *out, const float *x, const float *w, const f
         int failed = 0;
 #pragma omp parallel if (g->n * g->c_out * cin_g * hw > (1 << 18))
         {
-            float *panel = malloc(sizeof(float) * (size_t)(CONV1X1_PANEL_COLS * cin_g));
+            float *panel = malloc(sizeof(float) * (size_t)(CONV1X1_PANEL_COLS * cin_g + 1));
             if (!panel) {
 #pragma omp atomic write
                 failed = 1;

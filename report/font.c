@@ -3,7 +3,7 @@
 #include "report/font.h"
 
 #define GLYPH_FIRST 32
-#define GLYPH_LAST 126
+#define GLYPH_LAST  126
 
 static const char glyphs[GLYPH_LAST - GLYPH_FIRST + 1][FONT_HEIGHT][FONT_WIDTH + 1] = {
     /*   */ {".....", ".....", ".....", ".....", ".....", ".....", "....."},

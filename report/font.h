@@ -7,10 +7,10 @@
 
 #include <stdbool.h>
 
-#define FONT_WIDTH 5
-#define FONT_HEIGHT 7
+#define FONT_WIDTH   5
+#define FONT_HEIGHT  7
 #define FONT_ADVANCE 6
-#define FONT_LINE 9
+#define FONT_LINE    9
 
 /* True when pixel (x, y) of character c's glyph is set (x < FONT_WIDTH,
  * y < FONT_HEIGHT, y = 0 at the top); false outside the box. */

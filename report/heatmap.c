@@ -11,13 +11,12 @@
  * stays within 3.3/255 of the full 256-entry map. */
 #define TURBO_KNOTS 33
 static const uint8_t turbo_table[TURBO_KNOTS][3] = {
-    {48, 18, 59},    {57, 42, 115},   {64, 64, 162},  {68, 86, 199},   {70, 107, 227},
-    {70, 128, 246},  {66, 148, 255},  {55, 168, 250}, {40, 188, 235},  {28, 205, 216},
-    {24, 221, 194},  {31, 233, 175},  {50, 242, 152}, {78, 249, 125},  {109, 254, 98},
-    {139, 255, 75},  {164, 252, 60},  {185, 246, 53}, {205, 236, 52},  {223, 223, 55},
-    {238, 207, 58},  {248, 190, 57},  {253, 172, 52}, {254, 150, 43},  {251, 126, 33},
-    {244, 102, 23},  {235, 80, 14},   {223, 63, 8},   {208, 47, 5},    {190, 33, 2},
-    {169, 22, 1},    {146, 11, 1},    {122, 4, 3},
+    {48, 18, 59},   {57, 42, 115},  {64, 64, 162},  {68, 86, 199},  {70, 107, 227}, {70, 128, 246},
+    {66, 148, 255}, {55, 168, 250}, {40, 188, 235}, {28, 205, 216}, {24, 221, 194}, {31, 233, 175},
+    {50, 242, 152}, {78, 249, 125}, {109, 254, 98}, {139, 255, 75}, {164, 252, 60}, {185, 246, 53},
+    {205, 236, 52}, {223, 223, 55}, {238, 207, 58}, {248, 190, 57}, {253, 172, 52}, {254, 150, 43},
+    {251, 126, 33}, {244, 102, 23}, {235, 80, 14},  {223, 63, 8},   {208, 47, 5},   {190, 33, 2},
+    {169, 22, 1},   {146, 11, 1},   {122, 4, 3},
 };
 
 static const uint8_t contour_inside[3] = {255, 255, 255};
@@ -75,7 +74,8 @@ static uint8_t *mask_resize(const uint8_t *mask, int mask_h, int mask_w, int h, 
 /* True when (x, y) has a 4-neighbour inside the image whose mask value differs. */
 static bool on_boundary(const uint8_t *m, int h, int w, int x, int y) {
     uint8_t v = m[(size_t)y * w + x];
-    return (x > 0 && m[(size_t)y * w + x - 1] != v) || (x + 1 < w && m[(size_t)y * w + x + 1] != v) ||
+    return (x > 0 && m[(size_t)y * w + x - 1] != v) ||
+           (x + 1 < w && m[(size_t)y * w + x + 1] != v) ||
            (y > 0 && m[(size_t)(y - 1) * w + x] != v) ||
            (y + 1 < h && m[(size_t)(y + 1) * w + x] != v);
 }
@@ -93,8 +93,8 @@ static void draw_contour(Image *out, const uint8_t *m) {
 Image *heatmap_overlay(const Image *image, const float *map, int map_h, int map_w, float vmin,
                        float vmax, const uint8_t *mask, float alpha) {
     if (!image || !map || map_h <= 0 || map_w <= 0) {
-        hg_fail(HG_ERR_ARG, "heatmap_overlay: need an image and a non-empty map (got %dx%d)",
-                map_h, map_w);
+        hg_fail(HG_ERR_ARG, "heatmap_overlay: need an image and a non-empty map (got %dx%d)", map_h,
+                map_w);
         return NULL;
     }
     if (!(alpha >= 0.0f && alpha <= 1.0f)) {
@@ -153,8 +153,8 @@ static void blit(Image *dst, const Image *src, int x0) {
 
 Image *heatmap_panels(const Image *image, const Image *overlay, const uint8_t *mask, int mask_h,
                       int mask_w) {
-    if (!image || !overlay || overlay->width != image->width ||
-        overlay->height != image->height || (mask && (mask_h <= 0 || mask_w <= 0))) {
+    if (!image || !overlay || overlay->width != image->width || overlay->height != image->height ||
+        (mask && (mask_h <= 0 || mask_w <= 0))) {
         hg_fail(HG_ERR_ARG, "heatmap_panels: need an image, an overlay of its size and a "
                             "non-empty mask or none");
         return NULL;

@@ -14,7 +14,7 @@ static const PlotColor legend_frame = {160, 160, 160};
 
 /* matplotlib's tab10 followed by ten darker or more saturated companions. */
 static const PlotColor palette[PLOT_PALETTE_SIZE] = {
-    {31, 119, 180}, {255, 127, 14}, {44, 160, 44},   {214, 39, 40},  {148, 103, 189},
+    {31, 119, 180}, {255, 127, 14},  {44, 160, 44},   {214, 39, 40},  {148, 103, 189},
     {140, 86, 75},  {227, 119, 194}, {127, 127, 127}, {188, 189, 34}, {23, 190, 207},
     {0, 0, 128},    {128, 0, 0},     {0, 128, 128},   {230, 180, 0},  {0, 0, 0},
     {120, 200, 40}, {230, 0, 230},   {70, 130, 180},  {210, 105, 30}, {106, 90, 205},
@@ -110,7 +110,8 @@ static void draw_segment(Image *img, Clip clip, double x0, double y0, double x1,
         double t = (double)i / steps;
         bool ink = pen->dash <= 0 || (pen->step / pen->dash) % 2 == 0;
         pen->step++;
-        if (ink) stamp(img, clip, (int)floor(x0 + t * dx + 0.5), (int)floor(y0 + t * dy + 0.5), pen);
+        if (ink)
+            stamp(img, clip, (int)floor(x0 + t * dx + 0.5), (int)floor(y0 + t * dy + 0.5), pen);
     }
 }
 
@@ -153,8 +154,8 @@ static Clip axes_clip(const Plot *p) {
     return (Clip){p->left, p->top, p->left + p->width - 1, p->top + p->height - 1};
 }
 
-void plot_polyline(Plot *p, const double *x, const double *y, int64_t n, PlotColor c,
-                   int thickness, int dash) {
+void plot_polyline(Plot *p, const double *x, const double *y, int64_t n, PlotColor c, int thickness,
+                   int dash) {
     Pen pen = {c, thickness < 1 ? 1 : thickness, dash, 0};
     Clip clip = axes_clip(p);
     double px0 = 0, py0 = 0;
@@ -217,63 +218,77 @@ void plot_axes(Plot *p, const char *title, const char *xlabel, const char *ylabe
     draw_segment(img, all, right, p->top, right, bottom, &black, 0);
 
     int cx = p->left + p->width / 2, cy = p->top + p->height / 2;
-    if (title) plot_text(img, cx - plot_text_width(title, s) / 2, p->top - gap * 3 - fh, s,
-                         PLOT_BLACK, title);
-    if (xlabel) plot_text(img, cx - plot_text_width(xlabel, s) / 2, bottom + tick + 3 * gap + fh,
-                          s, PLOT_BLACK, xlabel);
+    if (title)
+        plot_text(img, cx - plot_text_width(title, s) / 2, p->top - gap * 3 - fh, s, PLOT_BLACK,
+                  title);
+    if (xlabel)
+        plot_text(img, cx - plot_text_width(xlabel, s) / 2, bottom + tick + 3 * gap + fh, s,
+                  PLOT_BLACK, xlabel);
     if (ylabel)
         plot_text_up(img, p->left - tick - 3 * gap - widest_ylabel - fh,
                      cy + plot_text_width(ylabel, s) / 2, s, PLOT_BLACK, ylabel);
 }
 
-/* Legend geometry at font scale s: rows per column and box size. */
+/* Legend geometry at font scale s, columns as needed to stay within max_h. */
 typedef struct LegendLayout {
     int s, rows, cols, sample, row_h, pad, col_w, box_w, box_h;
 } LegendLayout;
 
-static LegendLayout legend_layout(const Plot *p, int n, const char *const *labels, int s) {
+static LegendLayout legend_layout(const PlotLegend *lg, int s, int max_h) {
     LegendLayout L = {.s = s, .sample = 16 * s, .row_h = FONT_LINE * s + 2 * s, .pad = 4 * s};
-    int margin = 6 * s, widest = 0;
-    for (int i = 0; i < n; i++) {
-        int w = plot_text_width(labels[i] ? labels[i] : "", s);
+    int widest = 0;
+    for (int i = 0; i < lg->n; i++) {
+        int w = plot_text_width(lg->labels[i] ? lg->labels[i] : "", s);
         if (w > widest) widest = w;
     }
-    int fit = (p->height - 2 * margin - 2 * L.pad) / L.row_h;
+    /* box_h = 2 pad + rows row_h - 2 s (no gap under the last row) */
+    int fit = (max_h - 2 * L.pad + 2 * s) / L.row_h;
     if (fit < 1) fit = 1;
-    L.cols = (n + fit - 1) / fit;
-    L.rows = (n + L.cols - 1) / L.cols;
+    L.cols = lg->n > 0 ? (lg->n + fit - 1) / fit : 1;
+    L.rows = lg->n > 0 ? (lg->n + L.cols - 1) / L.cols : 0;
     L.col_w = L.sample + 4 * s + widest;
     L.box_w = 2 * L.pad + L.cols * L.col_w + (L.cols - 1) * 3 * L.pad;
     L.box_h = 2 * L.pad + L.rows * L.row_h - 2 * s;
     return L;
 }
 
-void plot_legend(Plot *p, int n, const char *const *labels, const PlotColor *colors,
-                 const int *dashes) {
-    if (n <= 0) return;
-    LegendLayout L = legend_layout(p, n, labels, p->scale);
-    for (int s = p->scale - 1; s >= 1 && L.box_w > p->width - 12 * L.s; s--)
-        L = legend_layout(p, n, labels, s);
-    int s = L.s, margin = 6 * s;
-    int x0 = p->left + p->width - margin - L.box_w, y0 = p->top + p->height - margin - L.box_h;
-    if (x0 < p->left) x0 = p->left;
-    if (y0 < p->top) y0 = p->top;
-    Clip all = image_clip(p->image);
-    plot_fill_rect(p->image, x0, y0, L.box_w, L.box_h, PLOT_WHITE);
+void plot_legend_size(const PlotLegend *lg, int scale, int max_h, int *w, int *h) {
+    LegendLayout L = legend_layout(lg, scale, max_h);
+    *w = L.box_w;
+    *h = L.box_h;
+}
+
+void plot_legend_draw(Image *img, int x0, int y0, int scale, int max_h, const PlotLegend *lg) {
+    if (lg->n <= 0) return;
+    LegendLayout L = legend_layout(lg, scale, max_h);
+    int s = L.s;
+    Clip all = image_clip(img);
+    plot_fill_rect(img, x0, y0, L.box_w, L.box_h, PLOT_WHITE);
     Pen frame = {legend_frame, 1, 0, 0};
     int x1 = x0 + L.box_w - 1, y1 = y0 + L.box_h - 1;
-    draw_segment(p->image, all, x0, y0, x1, y0, &frame, 0);
-    draw_segment(p->image, all, x0, y1, x1, y1, &frame, 0);
-    draw_segment(p->image, all, x0, y0, x0, y1, &frame, 0);
-    draw_segment(p->image, all, x1, y0, x1, y1, &frame, 0);
-    for (int i = 0; i < n; i++) {
+    draw_segment(img, all, x0, y0, x1, y0, &frame, 0);
+    draw_segment(img, all, x0, y1, x1, y1, &frame, 0);
+    draw_segment(img, all, x0, y0, x0, y1, &frame, 0);
+    draw_segment(img, all, x1, y0, x1, y1, &frame, 0);
+    for (int i = 0; i < lg->n; i++) {
         int col = i / L.rows, row = i % L.rows;
         int x = x0 + L.pad + col * (L.col_w + 3 * L.pad), y = y0 + L.pad + row * L.row_h;
         int mid = y + FONT_HEIGHT * s / 2;
-        Pen pen = {colors[i], 2 * s, dashes ? dashes[i] : 0, 0};
-        draw_segment(p->image, all, x, mid, x + L.sample - 1, mid, &pen, 0);
-        plot_text(p->image, x + L.sample + 4 * s, y, s, PLOT_BLACK, labels[i] ? labels[i] : "");
+        Pen pen = {lg->colors[i], 2 * s, lg->dashes ? lg->dashes[i] : 0, 0};
+        draw_segment(img, all, x, mid, x + L.sample - 1, mid, &pen, 0);
+        plot_text(img, x + L.sample + 4 * s, y, s, PLOT_BLACK, lg->labels[i] ? lg->labels[i] : "");
     }
+}
+
+void plot_legend(Plot *p, const PlotLegend *lg) {
+    int s = p->scale, margin = 6 * s, w, h;
+    plot_legend_size(lg, s, p->height - 2 * margin, &w, &h);
+    for (; s > 1 && w > p->width - 2 * margin; s--)
+        plot_legend_size(lg, s - 1, p->height - 2 * (6 * (s - 1)), &w, &h);
+    margin = 6 * s;
+    int x0 = p->left + p->width - margin - w, y0 = p->top + p->height - margin - h;
+    plot_legend_draw(p->image, x0 < p->left ? p->left : x0, y0 < p->top ? p->top : y0, s,
+                     p->height - 2 * margin, lg);
 }
 
 hg_status plot_save_png(const Plot *p, const char *path) {

@@ -59,27 +59,39 @@ void plot_axes(Plot *p, const char *title, const char *xlabel, const char *ylabe
                double ystep);
 /* A polyline through n data points, `thickness` pixels wide; dash > 0 draws
  * dash-pixel dashes with dash-pixel gaps. */
-void plot_polyline(Plot *p, const double *x, const double *y, int64_t n, PlotColor c,
-                   int thickness, int dash);
-/* A boxed legend in the bottom-right corner of the axes: a line sample (dashed
- * when dashes[i] > 0; dashes may be NULL) and labels[i] per entry; the font is
- * made smaller and the entries split into columns when they do not fit. */
-void plot_legend(Plot *p, int n, const char *const *labels, const PlotColor *colors,
-                 const int *dashes);
+void plot_polyline(Plot *p, const double *x, const double *y, int64_t n, PlotColor c, int thickness,
+                   int dash);
+/* A legend: per entry a line sample (dashed when dashes[i] > 0; dashes may
+ * be NULL) and labels[i]. */
+typedef struct PlotLegend {
+    int n;
+    const char *const *labels;
+    const PlotColor *colors;
+    const int *dashes;
+} PlotLegend;
+/* Box size at font `scale` when at most max_h pixels tall (entries go into
+ * more columns when one does not fit). */
+void plot_legend_size(const PlotLegend *lg, int scale, int max_h, int *w, int *h);
+/* The boxed legend with its top-left corner at (x, y). */
+void plot_legend_draw(Image *img, int x, int y, int scale, int max_h, const PlotLegend *lg);
+/* The legend in the bottom-right corner of the axes, the font made smaller
+ * when it is wider than the axes. */
+void plot_legend(Plot *p, const PlotLegend *lg);
 
 /* PNG of the canvas, written atomically (image_save_png). */
 hg_status plot_save_png(const Plot *p, const char *path);
 
 /* ---- ROC figure ---- */
-#define ROC_PLOT_WIDTH 640
+#define ROC_PLOT_WIDTH  960
 #define ROC_PLOT_HEIGHT 640
 
 /* Square axes with false-positive rate (x) against true-positive rate (y),
  * the chance diagonal dashed grey, one coloured curve per category through the
  * points (fpr[i], rate[i]) of curves[i] (metric_roc_curve()), and a legend
- * "name (AUROC 0.987)". names may be NULL ("curve 1", ...), aucs may be NULL
- * (no AUROC in the legend) and may hold NaN ("n/a"). The title gives the mean
- * of the finite AUROCs when there are several. */
+ * "name (AUROC 0.987)" to the right of the axes (inside them, bottom right,
+ * when the canvas is too narrow). names may be NULL ("curve 1", ...), aucs
+ * may be NULL (no AUROC in the legend) and may hold NaN ("n/a"). The title
+ * gives the mean of the finite AUROCs when there are several. */
 Plot *roc_plot(int width, int height, int n_curves, const MetricCurve *curves,
                const char *const *names, const double *aucs);
 /* roc_plot(ROC_PLOT_WIDTH, ROC_PLOT_HEIGHT, ...) saved as a PNG at `path`. */

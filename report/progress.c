@@ -11,11 +11,11 @@
 
 #include "tensor/error.h"
 
-#define LABEL_MAX 48
-#define EXTRA_MAX 128
+#define LABEL_MAX      48
+#define EXTRA_MAX      128
 #define LINE_MAX_CHARS 512
-#define BAR_MIN 10
-#define BAR_MAX 30
+#define BAR_MIN        10
+#define BAR_MAX        30
 
 struct Progress {
     FILE *out;
@@ -41,16 +41,22 @@ void progress_format_duration(double seconds, char *buf, size_t size) {
         return;
     }
     long s = (long)seconds;
-    if (s >= 3600) snprintf(buf, size, "%ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
-    else snprintf(buf, size, "%ld:%02ld", s / 60, s % 60);
+    if (s >= 3600)
+        snprintf(buf, size, "%ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
+    else
+        snprintf(buf, size, "%ld:%02ld", s / 60, s % 60);
 }
 
 /* "12.3 it/s", or "4.2 s/it" when slower than one item a second. */
 static void format_rate(double rate, char *buf, size_t size) {
-    if (!(rate > 0) || !isfinite(rate)) snprintf(buf, size, "-- it/s");
-    else if (rate >= 100) snprintf(buf, size, "%.0f it/s", rate);
-    else if (rate >= 1) snprintf(buf, size, "%.1f it/s", rate);
-    else snprintf(buf, size, "%.1f s/it", 1.0 / rate);
+    if (!(rate > 0) || !isfinite(rate))
+        snprintf(buf, size, "-- it/s");
+    else if (rate >= 100)
+        snprintf(buf, size, "%.0f it/s", rate);
+    else if (rate >= 1)
+        snprintf(buf, size, "%.1f it/s", rate);
+    else
+        snprintf(buf, size, "%.1f s/it", 1.0 / rate);
 }
 
 static int terminal_columns(FILE *out) {
@@ -91,7 +97,8 @@ void progress_set_interval(Progress *p, double seconds) {
 /* The bar's line (without '\r'), at most p->columns - 1 characters so that it
  * never wraps (a wrapped line cannot be redrawn with '\r'). */
 static int bar_line(const Progress *p, double elapsed, bool final, char *line, size_t size) {
-    char when[32], eta[32], rate_s[32], head[LINE_MAX_CHARS], tail[LINE_MAX_CHARS];
+    /* sized so that head + bar + tail always fits a LINE_MAX_CHARS line */
+    char when[32], eta[32], rate_s[32], head[96], tail[384];
     double rate = elapsed > 0 ? (double)p->done / elapsed : 0;
     format_rate(rate, rate_s, sizeof rate_s);
     progress_format_duration(elapsed, when, sizeof when);
@@ -170,16 +177,20 @@ void progress_update(Progress *p, int64_t done, const char *extra) {
     double now = now_seconds();
     if (now - p->last_draw < p->interval) return;
     p->last_draw = now;
-    if (p->bar) draw_bar(p, now - p->start, false);
-    else log_line(p, now - p->start, false);
+    if (p->bar)
+        draw_bar(p, now - p->start, false);
+    else
+        log_line(p, now - p->start, false);
 }
 
 void progress_finish(Progress *p) {
     if (!p) return;
     if (p->out) {
         double elapsed = now_seconds() - p->start;
-        if (p->bar) draw_bar(p, elapsed, true);
-        else log_line(p, elapsed, true);
+        if (p->bar)
+            draw_bar(p, elapsed, true);
+        else
+            log_line(p, elapsed, true);
     }
     free(p);
 }

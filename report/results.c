@@ -129,14 +129,18 @@ static void md_name(Text *t, const char *name) {
         unsigned char c = (unsigned char)name[i];
         if (i == 0 && c < 128) c = (unsigned char)toupper(c);
         if (c == '_') c = ' ';
-        if (c == '|') text_printf(t, "\\|");
-        else text_printf(t, "%c", c);
+        if (c == '|')
+            text_printf(t, "\\|");
+        else
+            text_printf(t, "%c", c);
     }
 }
 
 static void md_value(Text *t, double v) {
-    if (isfinite(v)) text_printf(t, "%.3f", v);
-    else text_printf(t, "n/a");
+    if (isfinite(v))
+        text_printf(t, "%.3f", v);
+    else
+        text_printf(t, "n/a");
 }
 
 /* One "| Name | 0.998/0.988 " cell pair of the README layout. */
@@ -207,8 +211,11 @@ static void json_number(Text *t, double v) {
 /* Length of the well-formed UTF-8 sequence at s (RFC 3629), or 0. */
 static int utf8_sequence(const unsigned char *s) {
     unsigned char c = s[0];
-    int n = c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3
-                       : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+    int n = c < 0x80                 ? 1
+            : c >= 0xC2 && c <= 0xDF ? 2
+            : c >= 0xE0 && c <= 0xEF ? 3
+            : c >= 0xF0 && c <= 0xF4 ? 4
+                                     : 0;
     for (int k = 1; k < n; k++)
         if ((s[k] & 0xC0) != 0x80) return 0;
     if (n == 3 && ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] >= 0xA0))) return 0;

@@ -19,7 +19,8 @@
  *
  * JSON: {"categories": [{"category": "carpet", "image_auroc": 1, ...,
  * "n_images": 117, "n_anomalous": 89}, ...], "mean": {...}} with numbers in
- * shortest round-trip form (%.17g) and NaN / infinities as null.
+ * the shortest %g form that reads back as the same double (15 to 17 digits)
+ * and NaN / infinities as null.
  *
  * Both writers replace the file atomically (temporary file, then rename). */
 #ifndef HG_REPORT_RESULTS_H

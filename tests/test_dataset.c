@@ -457,14 +457,11 @@ static void test_visa(void **state) {
                "candle,test,anomaly,candle/Data/Images/Anomaly/001.JPG,"
                "\"candle/Data/Masks/Anomaly/001.png\"\r\n");
     /* The files only need to exist at open time. */
-    const char *files[] = {"candle/Data/Images/Normal/0002.JPG",
-                           "capsules/Data/Images/Normal/0000.JPG",
-                           "candle/Data/Images/Anomaly/000.JPG",
-                           "candle/Data/Masks/Anomaly/000.png",
-                           "candle/Data/Images/Normal/0009.JPG",
-                           "candle/Data/Images/Normal/0001.JPG",
-                           "candle/Data/Images/Anomaly/001.JPG",
-                           "candle/Data/Masks/Anomaly/001.png"};
+    const char *files[] = {
+        "candle/Data/Images/Normal/0002.JPG", "capsules/Data/Images/Normal/0000.JPG",
+        "candle/Data/Images/Anomaly/000.JPG", "candle/Data/Masks/Anomaly/000.png",
+        "candle/Data/Images/Normal/0009.JPG", "candle/Data/Images/Normal/0001.JPG",
+        "candle/Data/Images/Anomaly/001.JPG", "candle/Data/Masks/Anomaly/001.png"};
     char rel[256];
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         snprintf(rel, sizeof rel, "va/%s", files[i]);
@@ -547,11 +544,12 @@ static void test_union_order(void **state) {
     assert_int_equal(u->n_categories, 40);
     assert_int_equal(u->n_samples, 40);
     static const char *expect[40] = {
-        "bottle", "cable", "capsule", "carpet", "grid", "hazelnut", "leather", "metal_nut",
-        "pill", "screw", "tile", "toothbrush", "transistor", "wood", "zipper", "01", "02", "03",
-        "bagel", "cable_gland", "carrot", "cookie", "dowel", "foam", "peach", "potato", "rope",
-        "tire", "candle", "capsules", "cashew", "chewinggum", "fryum", "macaroni1", "macaroni2",
-        "pcb1", "pcb2", "pcb3", "pcb4", "pipe_fryum"};
+        "bottle",    "cable",    "capsule", "carpet",     "grid",       "hazelnut",    "leather",
+        "metal_nut", "pill",     "screw",   "tile",       "toothbrush", "transistor",  "wood",
+        "zipper",    "01",       "02",      "03",         "bagel",      "cable_gland", "carrot",
+        "cookie",    "dowel",    "foam",    "peach",      "potato",     "rope",        "tire",
+        "candle",    "capsules", "cashew",  "chewinggum", "fryum",      "macaroni1",   "macaroni2",
+        "pcb1",      "pcb2",     "pcb3",    "pcb4",       "pipe_fryum"};
     for (int c = 0; c < 40; c++) {
         assert_string_equal(u->categories[c], expect[c]);
         assert_int_equal(u->samples[c].category, c);
@@ -612,7 +610,8 @@ static void test_shared_bottle(void **state) {
     /* broken_large/000 against the public code's transforms (PyTorch + PIL). */
     SafetensorsFile *f = safetensors_open(test_fixture("transforms_mvtec_bottle.safetensors"));
     assert_ok_ptr(f);
-    Tensor *want_i = safetensors_load_tensor(f, "image"), *want_m = safetensors_load_tensor(f, "mask");
+    Tensor *want_i = safetensors_load_tensor(f, "image"),
+           *want_m = safetensors_load_tensor(f, "mask");
     Preprocess pp = preprocess_imagenet(64, 32);
     Tensor *img, *msk;
     assert_ok(dataset_load(te, 0, &pp, &img, &msk));

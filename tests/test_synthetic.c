@@ -162,8 +162,8 @@ static void test_layout_and_masks(void **state) {
         int per_type[3] = {0};
         for (int64_t i = 0; i < te->n_samples; i++)
             for (int d = 0; d < 3; d++)
-                per_type[d] += te->samples[i].category == c &&
-                               !strcmp(te->samples[i].defect_type, defects[d]);
+                per_type[d] +=
+                    te->samples[i].category == c && !strcmp(te->samples[i].defect_type, defects[d]);
         assert_int_equal(per_type[0], 2);
         assert_int_equal(per_type[1], 1);
         assert_int_equal(per_type[2], 1);

@@ -93,8 +93,8 @@ static void test_pil_parity(void **state) {
         int64_t n_diff;
         int worst = max_abs_diff(got, expected, &n_diff);
         if (worst > 1)
-            fail_msg("case %d (%s op %d %dx%d %s): max difference %d/255 from PIL", c,
-                     SOURCES[src], op, a, b, FILTER_NAMES[filt], worst);
+            fail_msg("case %d (%s op %d %dx%d %s): max difference %d/255 from PIL", c, SOURCES[src],
+                     op, a, b, FILTER_NAMES[filt], worst);
         /* Nearest and crops only move pixels: they must be exact. */
         if (filt == 0 || op == 2) assert_int_equal(n_diff, 0);
         n_exact += n_diff == 0;
@@ -124,7 +124,8 @@ static void test_normalize_parity(void **state) {
     const float *pv = tensor_data(plain);
     int64_t plane = (int64_t)rand->width * rand->height;
     for (int64_t i = 0; i < plane; i++)
-        for (int c = 0; c < 3; c++) assert_true(pv[c * plane + i] == rand->data8[3 * i + c] / 255.0f);
+        for (int c = 0; c < 3; c++)
+            assert_true(pv[c * plane + i] == rand->data8[3 * i + c] / 255.0f);
     tensor_free(plain);
     tensor_free(got);
     tensor_free(expected);
@@ -240,9 +241,9 @@ static void test_lanczos_matches_naive_at_mvtec_size(void **state) {
 static void test_shorter_side_dims(void **state) {
     (void)state;
     /* independent: shorter side -> size, other = floor(size * long / short) */
-    static const int cases[][3] = {{900, 900, 256}, {640, 480, 256}, {480, 640, 256},
-                                   {1024, 1000, 1024}, {100, 300, 7}, {1600, 1100, 256},
-                                   {512, 511, 128}, {37, 3, 5}};
+    static const int cases[][3] = {{900, 900, 256},    {640, 480, 256}, {480, 640, 256},
+                                   {1024, 1000, 1024}, {100, 300, 7},   {1600, 1100, 256},
+                                   {512, 511, 128},    {37, 3, 5}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int w = cases[i][0], h = cases[i][1], s = cases[i][2], ow, oh;
         resize_shorter_side_dims(w, h, s, &ow, &oh);
