@@ -51,7 +51,7 @@ static hg_status write_heatmaps(const char *dir, const DataSet *test, const Cate
         const uint8_t *mask = sample->label ? e->masks + k * M * M : NULL;
         Image *overlay = crop ? heatmap_overlay(crop, maps + k * M * M, (int)M, (int)M, vmin, vmax, mask, 0.5f) : NULL;
         Image *panels = overlay ? heatmap_panels(crop, overlay, mask, (int)M, (int)M) : NULL;
-        char path[4096], stem[256];
+        char path[4096 + 600], stem[256];
         const char *base = strrchr(sample->image_path, '/');
         snprintf(stem, sizeof stem, "%s", base ? base + 1 : sample->image_path);
         char *dot = strrchr(stem, '.');

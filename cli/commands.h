@@ -9,6 +9,7 @@ int cmd_flow_run(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
 int cmd_classify(int argc, char **argv);     /* cli/cmd_backbone.c */
 int cmd_backbone_run(int argc, char **argv); /* cli/cmd_backbone.c */
 

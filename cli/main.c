@@ -13,6 +13,7 @@ typedef struct Command {
 static const Command commands[] = {
     {"train", cmd_train, "train one unified HGAD model on a data set"},
     {"eval", cmd_eval, "score the test sets: AUROC, AUPRO, ROC plot, heat-maps"},
+    {"predict", cmd_predict, "score images or folders and write heat-map overlays"},
     {"synth", cmd_synth, "write a synthetic MVTec-layout data set with exact masks"},
     {"weights-info", cmd_weights_info, "list the tensors and metadata of a safetensors file"},
     {"flow-run", cmd_flow_run, "run one level's flow and prior of a checkpoint on given vectors"},

@@ -267,7 +267,7 @@ static void csv_free(Csv *c) {
     memset(c, 0, sizeof *c);
 }
 
-/* Growable byte buffer for one field. */
+/* Growable NUL-terminated byte buffer for one field. */
 typedef struct Buf {
     char *p;
     size_t n, cap;
@@ -286,76 +286,94 @@ static bool buf_put(Buf *b, char ch) {
     return true;
 }
 
+static bool at_row_end(const char *text, size_t len, size_t i) {
+    return i >= len || text[i] == '\n' || (text[i] == '\r' && i + 1 < len && text[i + 1] == '\n');
+}
+
+/* One field starting at *pos; leaves *pos on the ',' or row end after it. */
+static hg_status csv_field(const char *text, size_t len, size_t *pos, const char *path,
+                           char **out) {
+    Buf b = {0};
+    size_t i = *pos;
+    bool ok = buf_put(&b, 0); /* allocate: an empty field is "" */
+    b.n = 0;
+    if (ok && i < len && text[i] == '"') { /* quoted: up to the lone closing quote */
+        for (i++;; i++) {
+            if (i >= len) {
+                free(b.p);
+                return hg_fail(HG_ERR_FORMAT, "visa: %s: unterminated quoted field", path);
+            }
+            if (text[i] == '"') {
+                if (i + 1 >= len || text[i + 1] != '"') {
+                    i++;
+                    break;
+                }
+                i++; /* "" is one quote */
+            }
+            if (!(ok = buf_put(&b, text[i]))) break;
+        }
+    }
+    while (ok && text[i] != ',' && !at_row_end(text, len, i)) ok = buf_put(&b, text[i++]);
+    if (!ok) {
+        free(b.p);
+        return hg_fail(HG_ERR_NOMEM, "visa: out of memory reading %s", path);
+    }
+    *pos = i;
+    *out = b.p;
+    return HG_OK;
+}
+
+/* Appends `item` to a growable array of pointers. */
+static bool push(void ***items, int *n, int *cap, void *item) {
+    if (*n == *cap) {
+        int grown_cap = *cap ? 2 * *cap : 16;
+        void **grown = realloc(*items, sizeof(void *) * (size_t)grown_cap);
+        if (!grown) return false;
+        *items = grown;
+        *cap = grown_cap;
+    }
+    (*items)[(*n)++] = item;
+    return true;
+}
+
 /* RFC 4180: fields separated by ',', rows by "\n" or "\r\n", a field in
  * double quotes may hold ',', newlines and "" (a quote). Empty lines are
  * skipped (pandas' default); a UTF-8 byte-order mark is dropped. */
 static hg_status csv_parse(const char *text, size_t len, const char *path, Csv *out) {
     memset(out, 0, sizeof *out);
-    size_t i = 0;
-    if (len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3)) i = 3;
+    size_t i = len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3) ? 3 : 0;
     int row_cap = 0;
     hg_status st = HG_OK;
     while (i < len && st == HG_OK) {
-        if (text[i] == '\n' || (text[i] == '\r' && i + 1 < len && text[i + 1] == '\n')) {
-            i += text[i] == '\r' ? 2 : 1; /* empty line */
+        if (at_row_end(text, len, i)) { /* an empty line */
+            i += text[i] == '\r' ? 2 : 1;
             continue;
         }
         char **fields = NULL;
         int nf = 0, fcap = 0;
-        bool row_done = false;
-        while (!row_done && st == HG_OK) {
-            Buf b = {0};
-            if (!buf_put(&b, 0)) st = HG_ERR_NOMEM; /* an empty field is "" */
-            b.n = 0;
-            if (st == HG_OK && i < len && text[i] == '"') {
-                i++;
-                for (;;) {
-                    if (i >= len) {
-                        st = hg_fail(HG_ERR_FORMAT, "visa: %s: unterminated quoted field", path);
-                        break;
-                    }
-                    if (text[i] == '"') {
-                        if (i + 1 < len && text[i + 1] == '"') {
-                            i += 2;
-                            if (!buf_put(&b, '"')) st = HG_ERR_NOMEM;
-                            continue;
-                        }
-                        i++;
-                        break;
-                    }
-                    if (!buf_put(&b, text[i++])) st = HG_ERR_NOMEM;
-                }
-            }
-            while (st == HG_OK && i < len && text[i] != ',' && text[i] != '\n' &&
-                   !(text[i] == '\r' && i + 1 < len && text[i + 1] == '\n'))
-                if (!buf_put(&b, text[i++])) st = HG_ERR_NOMEM;
-            if (st == HG_OK && nf == fcap) {
-                fcap = fcap ? 2 * fcap : 8;
-                char **g = realloc(fields, sizeof(char *) * (size_t)fcap);
-                if (!g)
-                    st = HG_ERR_NOMEM;
-                else
-                    fields = g;
-            }
-            if (st != HG_OK) {
-                free(b.p);
+        for (;;) {
+            char *field = NULL;
+            if ((st = csv_field(text, len, &i, path, &field)) != HG_OK) break;
+            if (!push((void ***)&fields, &nf, &fcap, field)) {
+                free(field);
+                st = hg_fail(HG_ERR_NOMEM, "visa: out of memory reading %s", path);
                 break;
             }
-            fields[nf++] = b.p;
             if (i < len && text[i] == ',') {
                 i++;
-            } else {
-                if (i < len) i += text[i] == '\r' ? 2 : 1;
-                row_done = true;
+                continue;
             }
+            if (i < len) i += text[i] == '\r' ? 2 : 1; /* past the row end */
+            break;
         }
         if (st == HG_OK && out->n_rows == row_cap) {
             row_cap = row_cap ? 2 * row_cap : 256;
-            char ***g = realloc(out->rows, sizeof(char **) * (size_t)row_cap);
-            int *h = g ? realloc(out->n_fields, sizeof(int) * (size_t)row_cap) : NULL;
-            if (g) out->rows = g;
-            if (h) out->n_fields = h;
-            if (!g || !h) st = HG_ERR_NOMEM;
+            char ***rows = realloc(out->rows, sizeof(char **) * (size_t)row_cap);
+            if (rows) out->rows = rows;
+            int *counts = rows ? realloc(out->n_fields, sizeof(int) * (size_t)row_cap) : NULL;
+            if (counts) out->n_fields = counts;
+            if (!rows || !counts)
+                st = hg_fail(HG_ERR_NOMEM, "visa: out of memory reading %s", path);
         }
         if (st != HG_OK) {
             for (int f = 0; f < nf; f++) free(fields[f]);
@@ -365,7 +383,6 @@ static hg_status csv_parse(const char *text, size_t len, const char *path, Csv *
         out->rows[out->n_rows] = fields;
         out->n_fields[out->n_rows++] = nf;
     }
-    if (st == HG_ERR_NOMEM) hg_fail(HG_ERR_NOMEM, "visa: out of memory reading %s", path);
     if (st != HG_OK) csv_free(out);
     return st;
 }
