@@ -86,6 +86,9 @@ asan:
 valgrind: check-deps $(TEST_BIN)
 	@HG_VALGRIND=1 sh tests/run.sh $(BUILD) $(TEST_BIN)
 
+demo: check-deps $(HGAD)
+	@sh tools/demo.sh $(BUILD)
+
 clean:
 	rm -rf build build-asan build-fuzz
 

@@ -323,16 +323,16 @@ static hg_status csv_field(const char *text, size_t len, size_t *pos, const char
     return HG_OK;
 }
 
-/* Appends `item` to a growable array of pointers. */
-static bool push(void ***items, int *n, int *cap, void *item) {
+/* Appends `field` to a growable array of strings. */
+static bool push_field(char ***fields, int *n, int *cap, char *field) {
     if (*n == *cap) {
         int grown_cap = *cap ? 2 * *cap : 16;
-        void **grown = realloc(*items, sizeof(void *) * (size_t)grown_cap);
+        char **grown = realloc(*fields, sizeof(char *) * (size_t)grown_cap);
         if (!grown) return false;
-        *items = grown;
+        *fields = grown;
         *cap = grown_cap;
     }
-    (*items)[(*n)++] = item;
+    (*fields)[(*n)++] = field;
     return true;
 }
 
@@ -354,7 +354,7 @@ static hg_status csv_parse(const char *text, size_t len, const char *path, Csv *
         for (;;) {
             char *field = NULL;
             if ((st = csv_field(text, len, &i, path, &field)) != HG_OK) break;
-            if (!push((void ***)&fields, &nf, &fcap, field)) {
+            if (!push_field(&fields, &nf, &fcap, field)) {
                 free(field);
                 st = hg_fail(HG_ERR_NOMEM, "visa: out of memory reading %s", path);
                 break;
@@ -462,7 +462,7 @@ static hg_status read_visa(DataSet *ds, const char *root, int index, DataSplit s
             if (!image) {
                 st = HG_ERR_NOMEM;
             } else if (!dataset_exists(image)) {
-                st = hg_fail(HG_ERR_IO, "visa: image %s (line %d of %s) is missing", image, r + 1,
+                st = hg_fail(HG_ERR_IO, "visa: image %s (data row %d of %s) is missing", image, r,
                              csv_path);
             } else if (anomalous) {
                 if (!get[4][0])

@@ -195,16 +195,22 @@ hg_status synthetic_write(const char *dir, const SyntheticConfig *cfg) {
     stamp_text(stamp, sizeof stamp, cfg, cats, n_cats);
     snprintf(path, sizeof path, "%s/%s", dir, STAMP_NAME);
     bool same_stamp = file_equals(path, stamp);
+    int existing = 0, first_existing = -1;
     for (int c = 0; c < n_cats; c++) {
         snprintf(path, sizeof path, "%s/%s", dir, names[cats[c]]);
         struct stat sb;
         if (stat(path, &sb) == 0) {
-            if (same_stamp) return HG_OK; /* complete and identical already */
-            return hg_fail(HG_ERR_IO,
-                           "synthetic: %s already exists and %s/%s does not describe this "
-                           "configuration; use a new directory (nothing is deleted)",
-                           path, dir, STAMP_NAME);
+            existing++;
+            if (first_existing < 0) first_existing = c;
         }
+    }
+    if (existing == n_cats && same_stamp) return HG_OK; /* complete and identical already */
+    if (existing > 0) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[cats[first_existing]]);
+        return hg_fail(HG_ERR_IO,
+                       "synthetic: %s already exists and %s/%s does not describe this "
+                       "configuration; use a new directory (nothing is deleted)",
+                       path, dir, STAMP_NAME);
     }
 
     /* Directories first (serially), then the images in parallel. */

@@ -41,10 +41,10 @@
 #include "tensor/rng.h"
 
 enum {
-    S = 128,         /* image size, also the anomaly-map size (msk_size) */
-    KSIZE = 7,       /* filter size; images are drawn KSIZE - 1 larger so that */
+    S = 128,             /* image size, also the anomaly-map size (msk_size) */
+    KSIZE = 7,           /* filter size; images are drawn KSIZE - 1 larger so that */
     RAW = S + KSIZE - 1, /* the filters see no border ("valid" convolution) */
-    FILTERS = 16,    /* feature dimension D */
+    FILTERS = 16,        /* feature dimension D */
     LEVELS = 2,
     TRAIN_IMAGES = 4,
     BLOCKS = 4,
@@ -81,8 +81,10 @@ static void draw_texture(float *img, uint8_t *mask, Rng *rng) {
             double stain = hypot(x - 92.0, y - 36.0);
             float *p = &img[(y + b) * RAW + (x + b)];
             mask[y * S + x] = dist < 1.5 || stain < 10;
-            if (dist < 1.5) *p = 0.95f;
-            else if (stain < 10) *p = 0.5f + 0.3f * (*p - 0.5f) - 0.08f;
+            if (dist < 1.5)
+                *p = 0.95f;
+            else if (stain < 10)
+                *p = 0.5f + 0.3f * (*p - 0.5f) - 0.08f;
         }
 }
 
@@ -144,13 +146,15 @@ static hg_status train_flow(const InvertibleModule *flow, const Prior *prior, Pa
     for (int step = 0; step < STEPS && s == HG_OK; step++) {
         Tape *tape = tape_new();
         Var *logdet = NULL;
-        Var *z = invertible_forward(flow, tape, ag_constant(tape, tensor_ref(x)), NULL, false, &logdet);
+        Var *z =
+            invertible_forward(flow, tape, ag_constant(tape, tensor_ref(x)), NULL, false, &logdet);
         PriorLosses losses;
         s = z ? prior->ops->losses(prior, tape, z, logdet, NULL, PRIOR_PHASE_FULL, &losses)
               : hg_last_status();
         if (s == HG_OK) {
             if (step % 100 == 0 || step == STEPS - 1)
-                printf("level %d step %3d  L_z %.4f\n", level, step, tensor_data(losses.L_z->value)[0]);
+                printf("level %d step %3d  L_z %.4f\n", level, step,
+                       tensor_data(losses.L_z->value)[0]);
             optim_zero_grad(adam);
             s = tape_backward(tape, losses.L_z, NULL);
             if (s == HG_OK) s = optim_step(adam);
@@ -182,13 +186,14 @@ static Tensor *evidence_map(const InvertibleModule *flow, const Prior *prior, co
 
 /* Draws an S x S grey image at (x0, y0), twice enlarged, optionally overlaid
  * with a heat map (alpha 0.5) normalized by [lo, hi]. */
-static void draw_image(Image *img, int x0, int y0, const float *grey, int stride,
-                       const float *heat, float lo, float hi) {
+static void draw_image(Image *img, int x0, int y0, const float *grey, int stride, const float *heat,
+                       float lo, float hi) {
     for (int y = 0; y < 2 * S; y++)
         for (int x = 0; x < 2 * S; x++) {
             float g = fminf(fmaxf(grey[(y / 2) * stride + x / 2], 0), 1);
             Rgb c = {(uint8_t)(255 * g), (uint8_t)(255 * g), (uint8_t)(255 * g)};
-            if (heat) c = rgb_mix(c, colormap_jet((heat[(y / 2) * S + x / 2] - lo) / (hi - lo)), 0.5);
+            if (heat)
+                c = rgb_mix(c, colormap_jet((heat[(y / 2) * S + x / 2] - lo) / (hi - lo)), 0.5);
             draw_pixel(img, x0 + x, y0 + y, c);
         }
 }
@@ -203,8 +208,8 @@ int main(int argc, char **argv) {
     static float train[TRAIN_IMAGES * RAW * RAW], test[2 * RAW * RAW];
     static uint8_t mask[S * S];
     for (int i = 0; i < TRAIN_IMAGES; i++) draw_texture(train + i * RAW * RAW, NULL, &rng);
-    draw_texture(test, NULL, &rng);                /* test image 0: clean */
-    draw_texture(test + RAW * RAW, mask, &rng);    /* test image 1: defective */
+    draw_texture(test, NULL, &rng);             /* test image 0: clean */
+    draw_texture(test + RAW * RAW, mask, &rng); /* test image 1: defective */
 
     /* The feature extractor: fixed random filters, never trained. */
     Tensor *filters = tensor_normal(SHAPE(FILTERS, 1, KSIZE, KSIZE), 0.0f, 1.0f / KSIZE, &rng);
@@ -239,7 +244,9 @@ int main(int argc, char **argv) {
         const Tensor *m = test_maps[l];
         Tensor *tv = to_vectors(m);
         Tensor *x_test = tv ? standardize(&st, tv) : NULL;
-        evidence[l] = x_test ? evidence_map(flow, prior, x_test, m->shape[0], m->shape[2], m->shape[3]) : NULL;
+        evidence[l] = x_test
+                          ? evidence_map(flow, prior, x_test, m->shape[0], m->shape[2], m->shape[3])
+                          : NULL;
         if (!evidence[l]) return fail("scoring");
         tensor_free(tv), tensor_free(x_test), tensor_free(x_train);
         tensor_free(st.mean), tensor_free(st.std);
@@ -273,9 +280,11 @@ int main(int argc, char **argv) {
     draw_image(img, 12 + 2 * step, top, bad, RAW, NULL, 0, 1);
     draw_image(img, 12 + 3 * step, top, bad, RAW, a + S * S, lo, hi);
     draw_image(img, 12 + 4 * step, top, mask_f, S, NULL, 0, 1);
-    const char *titles[5] = {"CLEAN", "CLEAN + MAP", "DEFECTIVE", "DEFECTIVE + MAP", "TRUE DEFECTS"};
+    const char *titles[5] = {"CLEAN", "CLEAN + MAP", "DEFECTIVE", "DEFECTIVE + MAP",
+                             "TRUE DEFECTS"};
     for (int k = 0; k < 5; k++)
-        draw_text(img, 12 + k * step + (2 * S - text_width(titles[k], 2)) / 2, 16, 2, RGB_BLACK, titles[k]);
+        draw_text(img, 12 + k * step + (2 * S - text_width(titles[k], 2)) / 2, 16, 2, RGB_BLACK,
+                  titles[k]);
     char caption[160];
     snprintf(caption, sizeof caption, "IMAGE SCORES: CLEAN %.3f, DEFECTIVE %.3f.  PIXEL AUROC %.3f",
              scores[0], scores[1], auroc);

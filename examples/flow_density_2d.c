@@ -129,7 +129,8 @@ int main(int argc, char **argv) {
         /* loss = -mean log p(x): the negative log-likelihood in nats per point */
         Var *loss = ag_neg(tape, ag_mean(tape, log_density(tape, flow, x), 0, NULL, false));
         if (!loss) return fail("forward");
-        if (step % 100 == 0) printf("step %3d  -log p(x) = %.4f\n", step, tensor_data(loss->value)[0]);
+        if (step % 100 == 0)
+            printf("step %3d  -log p(x) = %.4f\n", step, tensor_data(loss->value)[0]);
         if (step == STEPS) break;
         optim_zero_grad(adam);
         if (tape_backward(tape, loss, NULL) != HG_OK || optim_step(adam) != HG_OK)
@@ -151,9 +152,11 @@ int main(int argc, char **argv) {
     if (!z_again) return fail("sampling");
     double roundtrip = 0;
     for (int k = 0; k < 2 * SAMPLES; k++)
-        roundtrip = fmax(roundtrip, fabs(tensor_data(z_again->value)[k] - tensor_data(z->value)[k]));
+        roundtrip =
+            fmax(roundtrip, fabs(tensor_data(z_again->value)[k] - tensor_data(z->value)[k]));
     printf("max |f(f^-1(z)) - z| = %.2g\n", roundtrip);
-    for (int i = 0; i < N; i++) panel_point(&samples, data[2 * i], data[2 * i + 1], 2, (Rgb){190, 190, 190});
+    for (int i = 0; i < N; i++)
+        panel_point(&samples, data[2 * i], data[2 * i + 1], 2, (Rgb){190, 190, 190});
     for (int i = 0; i < SAMPLES; i++)
         panel_point(&samples, tensor_data(x->value)[2 * i], tensor_data(x->value)[2 * i + 1], 2.2,
                     palette_color(1));

@@ -4,20 +4,21 @@
  * checks its own ops with autograd/gradcheck.h; this example shows how you
  * check yours:
  *
- *   1. a function composed from library ops:
+ *   1. a function composed from library ops, of x (4 x 3), W (3 x 3), b (3):
  *        h = x W^T + b
- *        f(x, W, b) = sum( softplus(h) * sigmoid(x) + log_cosh(h) )
+ *        f(x, W, b) = softplus(h) * sigmoid(x) + log_cosh(h)     (4 x 3)
  *      where log_cosh is
  *   2. a new op written here with tape_record(): forward and backward side by
  *      side, d/dx log cosh(x) = tanh(x).
  *
- * gradcheck() perturbs every input element by +-eps, compares the central
- * difference (f(x+eps) - f(x-eps)) / 2 eps with the gradient from
- * tape_backward(), and reports the worst relative error. To see where errors
- * sit we also recompute the per-element errors (the same loop, written out)
- * and draw them as a bar chart: the right backward, and the same op with a
- * planted bug (the derivative of tanh, 1 - tanh^2, instead of tanh itself),
- * which the check catches at once.
+ * gradcheck() reduces f to a scalar L = sum(w * f) with fixed random weights
+ * w, perturbs every input element by +-eps, compares the central difference
+ * (L(x + eps) - L(x - eps)) / 2 eps with dL/dx from tape_backward(), and
+ * reports the worst relative error. To see where the errors sit we recompute
+ * the per-element errors (the same loop, written out) and draw them as a bar
+ * chart: for the right backward, and for the same op with a planted bug (the
+ * derivative of tanh, 1 - tanh^2, instead of tanh itself), which the check
+ * catches at once.
  *
  * Run: build/examples/gradcheck_custom [out_dir]   -> out_dir/gradcheck_custom.png */
 #include <math.h>
@@ -61,11 +62,11 @@ static hg_status log_cosh_backward(Var *out) {
 /* The planted bug: 1 - tanh^2 is the derivative of tanh, not of log cosh. */
 static hg_status log_cosh_backward_wrong(Var *out) {
     Tensor *t = tensor_tanh(out->saved[0]);
-    Tensor *neg_t2 = t ? tensor_pow_scalar(t, 2.0f) : NULL;
-    Tensor *minus = neg_t2 ? tensor_neg(neg_t2) : NULL;
+    Tensor *t2 = t ? tensor_pow_scalar(t, 2.0f) : NULL;
+    Tensor *minus = t2 ? tensor_neg(t2) : NULL;
     Tensor *slope = minus ? tensor_add_scalar(minus, 1.0f) : NULL;
     Tensor *dx = slope ? tensor_mul(out->grad, slope) : NULL;
-    tensor_free(t), tensor_free(neg_t2), tensor_free(minus), tensor_free(slope);
+    tensor_free(t), tensor_free(t2), tensor_free(minus), tensor_free(slope);
     return dx ? var_accumulate_grad(out->inputs[0], dx) : hg_last_status();
 }
 
@@ -85,10 +86,10 @@ typedef struct {
     BackwardFn log_cosh_backward;
 } FunctionContext;
 
-/* inputs: x (4, 3), W (3, 3), b (3). Returns the (4, 3) matrix whose sum is
- * f: gradcheck reduces it itself, with random weights and in double, which
- * is more precise than summing in float here (the float rounding of a large
- * sum would swamp the tiny differences f(x + eps) - f(x - eps)). */
+/* inputs: x (4, 3), W (3, 3), b (3); returns f (4, 3). We could return
+ * sum(f) instead, but gradcheck reduces a non-scalar output itself, with
+ * random weights and in double, which is more precise: the float rounding of
+ * a large float sum would swamp the tiny differences L(x + eps) - L(x - eps). */
 static Var *f_terms(Tape *tape, Var **in, void *context) {
     const FunctionContext *ctx = context;
     Var *x = in[0], *w = in[1], *b = in[2];
@@ -139,10 +140,11 @@ static int element_errors(FunctionContext *ctx, Var **inputs, const GradcheckOpt
             value[j] = keep;
             /* divide by the step actually taken (x +- eps rounded to float) */
             double numeric = (plus - minus) / ((double)up - (double)down), analytic = grad[j];
-            /* Relative error, with a floor on the denominator as gradcheck: L is a
-             * float32 computation, so (plus - minus) carries a rounding error of
-             * about 1e-6 |L| / eps whatever the backward; gradients much smaller
-             * than the floor would otherwise show that noise as large errors. */
+            /* Relative error, with a floor on the denominator as gradcheck: f is
+             * computed in float32, so each f_k carries a rounding error of about
+             * 1e-7 |f_k|, which the difference quotient magnifies by 1 / eps
+             * whatever the backward; gradients much smaller than the floor would
+             * show that noise as large relative errors. */
             err[count++] = fabs(analytic - numeric) /
                            fmax(fmax(fabs(analytic), fabs(numeric)), options->floor);
         }
@@ -177,7 +179,8 @@ static void bar_chart(Image *img, int left, int top, const char *title, const do
     double tx, ty, tx1, ty1;
     panel_to_pixel(&p, 0, log10(tolerance), &tx, &ty);
     panel_to_pixel(&p, n, log10(tolerance), &tx1, &ty1);
-    for (int x = (int)tx; x < (int)tx1; x += 6) draw_line(img, x, (int)ty, x + 3, (int)ty, (Rgb){200, 0, 0});
+    for (int x = (int)tx; x < (int)tx1; x += 6)
+        draw_line(img, x, (int)ty, x + 3, (int)ty, (Rgb){200, 0, 0});
     draw_text(img, (int)tx1 - text_width("TOLERANCE", 1) - 2, (int)ty - 8, 1, (Rgb){200, 0, 0},
               "TOLERANCE");
     panel_axes(&p, title, RGB_BLACK);
@@ -225,9 +228,10 @@ int main(int argc, char **argv) {
     bar_chart(img, 530, 40, "PLANTED BUG", err_wrong, n, group_sizes, group_names,
               options.tolerance);
     draw_text(img, 8, 40, 1, RGB_BLACK, "LOG10");
-    draw_text(img, 50, 312, 1, RGB_BLACK,
-              "BARS: LOG10 RELATIVE ERROR OF DF/D(ELEMENT) FOR EACH ELEMENT OF X (4X3), W (3X3), B (3). "
-              "DASHED: GRADCHECK TOLERANCE 1E-3.");
+    draw_text(
+        img, 50, 312, 1, RGB_BLACK,
+        "BARS: LOG10 RELATIVE ERROR OF DF/D(ELEMENT) FOR EACH ELEMENT OF X (4X3), W (3X3), B (3). "
+        "DASHED: GRADCHECK TOLERANCE 1E-3.");
     char path[512];
     if (!example_output_path(argc, argv, "gradcheck_custom.png", path, sizeof path) ||
         image_save_png(path, img) != HG_OK) {

@@ -76,7 +76,8 @@ static void make_data(float *x, int64_t *labels, Rng *rng) {
 
 /* The loss terms of one step, for the curves (NaN when not computed). */
 enum { T_LOSS, T_G, T_MI, T_E, T_G_INTRA, T_Z, N_TERMS };
-static const char *const term_names[N_TERMS] = {"LOSS/100", "L_G", "L_MI", "L_E", "L_G_INTRA", "L_Z"};
+static const char *const term_names[N_TERMS] = {"LOSS/100", "L_G",       "L_MI",
+                                                "L_E",      "L_G_INTRA", "L_Z"};
 
 static double value_of(const Var *v) {
     return v ? tensor_data(v->value)[0] : NAN;
@@ -91,14 +92,15 @@ static hg_status train_step(const InvertibleModule *flow, const Prior *prior, Op
     Var *logdet = NULL;
     Var *z = invertible_forward(flow, tape, x, NULL, false, &logdet); /* z = f(x) */
     PriorLosses t;
-    hg_status s = z ? prior->ops->losses(prior, tape, z, logdet, labels, phase, &t) : hg_last_status();
+    hg_status s =
+        z ? prior->ops->losses(prior, tape, z, logdet, labels, phase, &t) : hg_last_status();
     if (s != HG_OK) {
         tape_free(tape);
         return s;
     }
     /* lambda1 L_g - lambda2 L_mi + L_e [+ L_g_intra + L_z], as hgad_level_loss(). */
-    Var *loss = ag_add(tape, ag_sub(tape, ag_scale(tape, t.L_g, LAMBDA1), ag_scale(tape, t.L_mi, LAMBDA2)),
-                       t.L_e);
+    Var *loss = ag_add(
+        tape, ag_sub(tape, ag_scale(tape, t.L_g, LAMBDA1), ag_scale(tape, t.L_mi, LAMBDA2)), t.L_e);
     if (phase == PRIOR_PHASE_FULL) loss = ag_add(tape, ag_add(tape, loss, t.L_g_intra), t.L_z);
     if (!loss) {
         tape_free(tape);
@@ -174,12 +176,13 @@ static void draw_centers(const Panel *p, const Tensor *mu, const Tensor *delta) 
 }
 
 static void draw_curves(const Panel *p, double (*terms)[N_TERMS]) {
-    static const Rgb colors[N_TERMS] = {{0, 0, 0},     {31, 119, 180}, {214, 39, 40},
+    static const Rgb colors[N_TERMS] = {{0, 0, 0},     {31, 119, 180},  {214, 39, 40},
                                         {44, 160, 44}, {148, 103, 189}, {255, 127, 14}};
     double px, py, qx, qy;
     panel_to_pixel(p, INTER_STEPS, p->y0, &px, &py); /* the phase switch */
     panel_to_pixel(p, INTER_STEPS, p->y1, &qx, &qy);
-    for (int y = (int)qy; y < (int)py; y += 6) draw_line(p->img, (int)px, y, (int)px, y + 3, RGB_GREY);
+    for (int y = (int)qy; y < (int)py; y += 6)
+        draw_line(p->img, (int)px, y, (int)px, y + 3, RGB_GREY);
     draw_text(p->img, (int)px - text_width("PHASE 1", 1) - 4, (int)qy + 4, 1, RGB_GREY, "PHASE 1");
     draw_text(p->img, (int)px + 4, (int)qy + 4, 1, RGB_GREY, "PHASE 2");
     for (int k = 0; k < N_TERMS; k++) {
@@ -187,7 +190,8 @@ static void draw_curves(const Panel *p, double (*terms)[N_TERMS]) {
             if (!isnan(terms[step - 1][k]) && !isnan(terms[step][k]))
                 panel_line(p, step - 1, fmax(terms[step - 1][k], p->y0), step,
                            fmax(terms[step][k], p->y0), colors[k]);
-        draw_text(p->img, p->left + p->width - 70, p->top + 16 + 10 * k, 1, colors[k], term_names[k]);
+        draw_text(p->img, p->left + p->width - 70, p->top + 16 + 10 * k, 1, colors[k],
+                  term_names[k]);
     }
 }
 
@@ -209,8 +213,8 @@ int main(int argc, char **argv) {
     CouplingOptions co = coupling_default_options(2, 0);
     co.hidden = HIDDEN; /* the reference width, 2 (n + n), is too small for a 2-d toy */
     InvertibleModule *flow = flow_coupling_chain_new(ps, "flow", BLOCKS, &co, &rng);
-    MixturePriorOptions po = {.dim = 2, .classes = CLASSES, .intra_centers = CENTERS,
-                              .label_smoothing = 0.02f};
+    MixturePriorOptions po = {
+        .dim = 2, .classes = CLASSES, .intra_centers = CENTERS, .label_smoothing = 0.02f};
     /* With C = 3 > D = 2 the spec's initialization leaves every mu at 0; the
      * class-information term L_mi pushes them apart within a few steps. */
     Prior *prior = flow ? mixture_prior_new(ps, 0, &po, &rng) : NULL;
@@ -227,7 +231,8 @@ int main(int argc, char **argv) {
     int g_prior = optim_add_group(adam, "prior", &h);
     const char *prior_names[4] = {"mus", "mu_deltas", "phi_inters", "phi_intras"};
     hg_status s = optim_add_param_set(adam, g_flow, ps, "flow");
-    for (int k = 0; k < 4 && s == HG_OK; k++) s = optim_add_param_set(adam, g_prior, ps, prior_names[k]);
+    for (int k = 0; k < 4 && s == HG_OK; k++)
+        s = optim_add_param_set(adam, g_prior, ps, prior_names[k]);
     if (s != HG_OK) return fail("optimizer");
 
     static double terms[STEPS][N_TERMS];
@@ -236,10 +241,11 @@ int main(int argc, char **argv) {
         if (train_step(flow, prior, adam, data, labels, phase, terms[step]) != HG_OK)
             return fail("training");
         if (step % 400 == 0 || step == STEPS - 1)
-            printf("step %4d  %s  loss %8.3f  L_g %.3f  L_mi %.3f  L_e %.3f  L_g_intra %.3f  L_z %.3f\n",
-                   step, phase == PRIOR_PHASE_INTER ? "phase 1" : "phase 2", 100 * terms[step][T_LOSS],
-                   terms[step][T_G], terms[step][T_MI], terms[step][T_E], terms[step][T_G_INTRA],
-                   terms[step][T_Z]);
+            printf("step %4d  %s  loss %8.3f  L_g %.3f  L_mi %.3f  L_e %.3f  L_g_intra %.3f  L_z "
+                   "%.3f\n",
+                   step, phase == PRIOR_PHASE_INTER ? "phase 1" : "phase 2",
+                   100 * terms[step][T_LOSS], terms[step][T_G], terms[step][T_MI], terms[step][T_E],
+                   terms[step][T_G_INTRA], terms[step][T_Z]);
     }
 
     /* The learned prior parameters, looked up by their names. */
@@ -254,7 +260,8 @@ int main(int argc, char **argv) {
     Panel in = panel_new(img, 40, 40, 380, 380, -4, 4, -4, 4);
     Panel latent = panel_new(img, 440, 40, 380, 380, -6, 6, -6, 6);
     Panel curves = panel_new(img, 840, 40, 380, 380, 0, STEPS, -1.5, 3.5);
-    for (int i = 0; i < N; i++) panel_point(&in, data[2 * i], data[2 * i + 1], 2, palette_color((int)labels[i]));
+    for (int i = 0; i < N; i++)
+        panel_point(&in, data[2 * i], data[2 * i + 1], 2, palette_color((int)labels[i]));
 
     if (paint_prior(&latent, prior, log_pi) != HG_OK) return fail("prior density");
     Tape *tape = tape_new();

@@ -18,7 +18,7 @@ Rgb rgb_mix(Rgb a, Rgb b, double t) {
 }
 
 Rgb palette_color(int index) {
-    static const Rgb colors[6] = {{31, 119, 180}, {255, 127, 14}, {44, 160, 44},
+    static const Rgb colors[6] = {{31, 119, 180}, {255, 127, 14},  {44, 160, 44},
                                   {214, 39, 40},  {148, 103, 189}, {140, 86, 75}};
     return colors[((index % 6) + 6) % 6];
 }
@@ -82,7 +82,8 @@ void draw_line(Image *img, int x0, int y0, int x1, int y1, Rgb c) {
 void draw_disc(Image *img, double cx, double cy, double radius, Rgb c) {
     for (int y = (int)floor(cy - radius); y <= (int)ceil(cy + radius); y++)
         for (int x = (int)floor(cx - radius); x <= (int)ceil(cx + radius); x++)
-            if ((x + 0.5 - cx) * (x + 0.5 - cx) + (y + 0.5 - cy) * (y + 0.5 - cy) <= radius * radius)
+            if ((x + 0.5 - cx) * (x + 0.5 - cx) + (y + 0.5 - cy) * (y + 0.5 - cy) <=
+                radius * radius)
                 draw_pixel(img, x, y, c);
 }
 
@@ -96,32 +97,48 @@ void draw_circle(Image *img, double cx, double cy, double radius, Rgb c) {
 
 /* 3x5 glyphs: five rows of three bits, one octal digit per row, top row first. */
 static unsigned glyph(char ch) {
-    static const unsigned letters[26] = {
-        025755, 065656, 034443, 065556, 074647, 074644, 034553, 055755, 072227, 011152,
-        055655, 044447, 057755, 065555, 025552, 065644, 025563, 065655, 034216, 072222,
-        055557, 055552, 055775, 055255, 055222, 071247};
+    static const unsigned letters[26] = {025755, 065656, 034443, 065556, 074647, 074644, 034553,
+                                         055755, 072227, 011152, 055655, 044447, 057755, 065555,
+                                         025552, 065644, 025563, 065655, 034216, 072222, 055557,
+                                         055552, 055775, 055255, 055222, 071247};
     static const unsigned digits[10] = {075557, 026227, 061247, 061216, 055711,
                                         074616, 034757, 071222, 075757, 075716};
     if (ch >= 'a' && ch <= 'z') ch = (char)(ch - 'a' + 'A');
     if (ch >= 'A' && ch <= 'Z') return letters[ch - 'A'];
     if (ch >= '0' && ch <= '9') return digits[ch - '0'];
     switch (ch) {
-    case '.': return 000002;
-    case ',': return 000024;
-    case '-': return 000700;
-    case '+': return 002720;
-    case ':': return 002020;
-    case '=': return 007070;
-    case '(': return 012221;
-    case ')': return 042224;
-    case '/': return 011244;
-    case '<': return 012421;
-    case '>': return 042124;
-    case '_': return 000007;
-    case '\'': return 022000;
-    case '|': return 022222;
-    case '^': return 025000;
-    default: return 0; /* space and anything unknown */
+    case '.':
+        return 000002;
+    case ',':
+        return 000024;
+    case '-':
+        return 000700;
+    case '+':
+        return 002720;
+    case ':':
+        return 002020;
+    case '=':
+        return 007070;
+    case '(':
+        return 012221;
+    case ')':
+        return 042224;
+    case '/':
+        return 011244;
+    case '<':
+        return 012421;
+    case '>':
+        return 042124;
+    case '_':
+        return 000007;
+    case '\'':
+        return 022000;
+    case '|':
+        return 022222;
+    case '^':
+        return 025000;
+    default:
+        return 0; /* space and anything unknown */
     }
 }
 
@@ -183,8 +200,7 @@ void panel_line(const Panel *p, double x0, double y0, double x1, double y1, Rgb 
 void panel_point(const Panel *p, double x, double y, double radius, Rgb c) {
     double px, py;
     panel_to_pixel(p, x, y, &px, &py);
-    if (px < p->left || py < p->top || px >= p->left + p->width || py >= p->top + p->height)
-        return;
+    if (px < p->left || py < p->top || px >= p->left + p->width || py >= p->top + p->height) return;
     draw_disc(p->img, px, py, radius, c);
 }
 

@@ -22,7 +22,7 @@ typedef struct Rgb {
 
 #define RGB_WHITE ((Rgb){255, 255, 255})
 #define RGB_BLACK ((Rgb){0, 0, 0})
-#define RGB_GREY ((Rgb){128, 128, 128})
+#define RGB_GREY  ((Rgb){128, 128, 128})
 
 /* A few distinguishable colours for classes 0, 1, 2, ... (cycles after 6). */
 Rgb palette_color(int index);

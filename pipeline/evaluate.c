@@ -143,6 +143,8 @@ hg_status detector_measure_deploy_stats(Detector *d, const FeatureCache *cache,
         if (s == HG_OK) s = anomaly_normalization(levels, (const Tensor *const *)lp, d->preprocess.msk_size, &d->deploy_logp[c]);
         if (s == HG_OK && ne[0])
             s = anomaly_normalization(levels, (const Tensor *const *)ne, d->preprocess.msk_size, &d->deploy_negent[c]);
+        else if (s == HG_OK) /* a prior without classes: no entropy maps, nothing to normalize */
+            d->deploy_negent[c] = d->deploy_logp[c];
         for (int l = 0; l < levels; l++) tensor_free(lp[l]), tensor_free(ne[l]);
     }
     free(images);

@@ -454,6 +454,7 @@ static void test_visa(void **state) {
                "candle,test,normal,candle/Data/Images/Normal/0009.JPG,\r\n"
                "candle,train,normal,\"candle/Data/Images/Normal/0001.JPG\",\r\n"
                "\r\n"
+               "candle,train,normal,\"candle/odd,name \"\"q\"\".JPG\",\r\n"
                "candle,test,anomaly,candle/Data/Images/Anomaly/001.JPG,"
                "\"candle/Data/Masks/Anomaly/001.png\"\r\n");
     /* The files only need to exist at open time. */
@@ -461,7 +462,8 @@ static void test_visa(void **state) {
         "candle/Data/Images/Normal/0002.JPG", "capsules/Data/Images/Normal/0000.JPG",
         "candle/Data/Images/Anomaly/000.JPG", "candle/Data/Masks/Anomaly/000.png",
         "candle/Data/Images/Normal/0009.JPG", "candle/Data/Images/Normal/0001.JPG",
-        "candle/Data/Images/Anomaly/001.JPG", "candle/Data/Masks/Anomaly/001.png"};
+        "candle/Data/Images/Anomaly/001.JPG", "candle/Data/Masks/Anomaly/001.png",
+        "candle/odd,name \"q\".JPG"};
     char rel[256];
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         snprintf(rel, sizeof rel, "va/%s", files[i]);
@@ -470,11 +472,12 @@ static void test_visa(void **state) {
     const char *cats[] = {"candle", "capsules"};
     DataSet *tr = dataset_open(DATASET_VISA, P("va"), cats, 2, SPLIT_TRAIN);
     assert_ok_ptr(tr);
-    assert_int_equal(tr->n_samples, 3);
-    /* CSV order within a category, not sorted */
+    assert_int_equal(tr->n_samples, 4);
+    /* CSV order within a category, not sorted; quoted fields with ',' and "" */
     assert_sample(tr, 0, P("va/candle/Data/Images/Normal/0002.JPG"), NULL, "good", 0, 0);
     assert_sample(tr, 1, P("va/candle/Data/Images/Normal/0001.JPG"), NULL, "good", 0, 0);
-    assert_sample(tr, 2, P("va/capsules/Data/Images/Normal/0000.JPG"), NULL, "good", 1, 0);
+    assert_sample(tr, 2, P("va/candle/odd,name \"q\".JPG"), NULL, "good", 0, 0);
+    assert_sample(tr, 3, P("va/capsules/Data/Images/Normal/0000.JPG"), NULL, "good", 1, 0);
     dataset_free(tr);
     const char *candle[] = {"candle"}, *capsules[] = {"capsules"};
     DataSet *te = dataset_open(DATASET_VISA, P("va"), candle, 1, SPLIT_TEST);
@@ -495,8 +498,11 @@ static void test_visa(void **state) {
     assert_error_has(P("va/candle/Data/Masks/Anomaly/001.png"));
     remove(P("va/candle/Data/Images/Normal/0001.JPG"));
     assert_null(dataset_open(DATASET_VISA, P("va"), candle, 1, SPLIT_TRAIN));
-    assert_error_has("line 6 of");
+    assert_error_has("data row 5 of");
     write_text(P("vb/split_csv/1cls.csv"), "object,split,image\ncandle,train,x\n");
+    write_text(P("vd/split_csv/1cls.csv"), "object,split,label,image,mask\ncandle,\"train\n");
+    assert_null(dataset_open(DATASET_VISA, P("vd"), candle, 1, SPLIT_TRAIN));
+    assert_error_has("unterminated quoted field");
     assert_null(dataset_open(DATASET_VISA, P("vb"), candle, 1, SPLIT_TRAIN));
     assert_error_has("no 'label' column");
     mkdirs(P("vc"));

@@ -59,6 +59,7 @@ static void test_pil_parity(void **state) {
     (void)state;
     SafetensorsFile *f = open_fixture();
     int n_cases = 0, n_exact = 0;
+    int64_t n_samples = 0, n_off = 0;
     for (int c = 0;; c++) {
         char key[64];
         snprintf(key, sizeof key, "case%02d.config", c);
@@ -98,13 +99,21 @@ static void test_pil_parity(void **state) {
         /* Nearest and crops only move pixels: they must be exact. */
         if (filt == 0 || op == 2) assert_int_equal(n_diff, 0);
         n_exact += n_diff == 0;
+        n_off += n_diff;
+        n_samples += (int64_t)image_size_bytes(got);
         n_cases++;
         image_free(in);
         image_free(expected);
         image_free(got);
     }
     assert_true(n_cases >= 30);
-    print_message("%d/%d PIL cases bit-exact\n", n_exact, n_cases);
+    print_message("%d/%d PIL cases bit-exact, %lld of %lld samples off by one\n", n_exact, n_cases,
+                  (long long)n_off, (long long)n_samples);
+    /* Same algorithm and rounding as PIL: only a libm whose sin() differs in
+     * the last bit could move a weight across a 2^-22 rounding boundary, so
+     * off-by-one samples must be (nearly) absent; rounding negative weights
+     * towards zero instead of away from it already gives 14 here. */
+    assert_true(n_off * 100000 <= n_samples);
     safetensors_close(f);
 }
 
