@@ -228,10 +228,10 @@ int main(int argc, char **argv) {
     bar_chart(img, 530, 40, "PLANTED BUG", err_wrong, n, group_sizes, group_names,
               options.tolerance);
     draw_text(img, 8, 40, 1, RGB_BLACK, "LOG10");
-    draw_text(
-        img, 50, 312, 1, RGB_BLACK,
-        "BARS: LOG10 RELATIVE ERROR OF DF/D(ELEMENT) FOR EACH ELEMENT OF X (4X3), W (3X3), B (3). "
-        "DASHED: GRADCHECK TOLERANCE 1E-3.");
+    draw_text(img, 50, 312, 1, RGB_BLACK,
+              "BARS: LOG10 RELATIVE ERROR OF DL/D(ELEMENT), L = SUM(W F), FOR EACH ELEMENT OF X "
+              "(4X3), W (3X3), B (3). "
+              "DASHED: GRADCHECK TOLERANCE 1E-3.");
     char path[512];
     if (!example_output_path(argc, argv, "gradcheck_custom.png", path, sizeof path) ||
         image_save_png(path, img) != HG_OK) {

@@ -1,13 +1,11 @@
 /* The building blocks shared by the backbones: conv + batch norm units (with
  * batch-norm folding), squeeze-excite, and parameter registration. */
 #include <math.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "models/backbone_internal.h"
-#include "tensor/gemm.h"
 
 Tensor *backbone_add_tensor(Backbone *bb, const char *name, int ndim, const int64_t *shape,
                             float fill, bool is_buffer) {
@@ -100,95 +98,10 @@ static hg_status check_residual(const Tensor *y, const Tensor *residual) {
     return HG_OK;
 }
 
-/* ---- tiled, fused forward paths ----
- * The 1x1 and depthwise convolutions run as one parallel region each over
- * small tiles with dynamic scheduling: every tile computes its outputs and
- * applies the epilogue (bias, residual, activation, plane sums) while they are
- * still in cache, and a thread that the OS preempts (2 cores shared with other
- * processes) delays only its current tile, not a whole static share. Nested
- * gemm / conv2d calls run single-threaded inside the region. */
-
-/* Floats of output per tile: about 1 MB, an L2 cache. */
-#define TILE_FLOATS (1 << 18)
-/* Multiply-adds below which a layer runs on one thread. */
-#define PARALLEL_MIN_MACS (1 << 18)
-
-/* Records the first failure of a worker thread (errors are thread-local). */
-typedef struct TileFailure {
-    int failed;
-    hg_status status;
-    char message[512];
-} TileFailure;
-
-static void tile_fail(TileFailure *f) {
-#pragma omp critical(backbone_tile_failure)
-    if (!f->failed) {
-        f->failed = 1;
-        f->status = hg_last_status();
-        snprintf(f->message, sizeof f->message, "%s", hg_last_error());
-    }
-}
-
-static int tiles_wanted(void) {
-    int t = omp_get_max_threads();
-    return t > 1 ? 4 * t : 1;
-}
-
-/* Per-thread scratch of the 1x1 tiles. */
-typedef struct PwScratch {
-    float *in;     /* cin x tw columns of the tile */
-    float *scaled; /* cout x cin gated weights of image `image` */
-    int64_t image;
-} PwScratch;
-
-/* One (image i, output rows r0..r1, columns c0..c1) tile of a 1x1 convolution
- * through conv2d_forward (nn's 1x1 kernel), then the epilogue in cache and the
- * copy into y. */
-static hg_status pointwise_tile(const ConvBn *u, const float *xv, const float *r, const float *gates,
-                                float *yv, float *psum, int64_t hw, int64_t col_tiles, int64_t i,
-                                int64_t r0, int64_t r1, int64_t c0, int64_t c1, PwScratch *sc) {
-    int64_t cout = u->weight->shape[0], cin = u->weight->shape[1], tw = c1 - c0;
-    const float *w = tensor_data(u->weight), *b = tensor_data(u->bn_bias);
-    const float *xi = xv + i * cin * hw;
-    if (gates && sc->image != i) {
-        /* The squeeze-excite gate of input channel c scales weight column c. */
-        const float *g = gates + i * cin;
-        for (int64_t o = 0; o < cout; o++)
-            for (int64_t c = 0; c < cin; c++) sc->scaled[o * cin + c] = w[o * cin + c] * g[c];
-        sc->image = i;
-    }
-    if (gates) w = sc->scaled;
-    const float *in = xi + c0;
-    if (tw != hw) {
-        for (int64_t c = 0; c < cin; c++)
-            memcpy(sc->in + c * tw, xi + c * hw + c0, sizeof(float) * (size_t)tw);
-        in = sc->in;
-    }
-    Tensor *xt = tensor_wrap(SHAPE(1, cin, 1, tw), (float *)in);
-    Tensor *wt = tensor_wrap(SHAPE(r1 - r0, cin, 1, 1), (float *)w + r0 * cin);
-    Conv2dSpec one = conv2d_spec(1, 0, 1, 1);
-    Tensor *yt = xt && wt ? conv2d_forward(xt, wt, NULL, &one) : NULL;
-    if (yt) {
-        const float *src = tensor_data(yt);
-        for (int64_t o = r0; o < r1; o++) {
-            int64_t off = (i * cout + o) * hw + c0;
-            float *row = (float *)src + (o - r0) * tw;
-            double s = act_span(row, tw, b[o], r ? r + off : NULL, u->act, psum != NULL);
-            memcpy(yv + off, row, sizeof(float) * (size_t)tw);
-            if (psum) psum[(i * col_tiles + (c0 / tw)) * cout + o] = (float)s;
-        }
-    }
-    hg_status st = yt ? HG_OK : hg_last_status();
-    tensor_free(yt);
-    tensor_free(xt);
-    tensor_free(wt);
-    return st;
-}
-
-/* 1x1 stride-1 convolution, y[n] = W diag(gates[n]) x[n] + b (+ r[n]), as
- * (image, output-row block, column block) tiles. */
-static Tensor *pointwise_forward(const ConvBn *u, const Tensor *x, const Tensor *residual,
-                                 const float *in_scale, float *plane_means) {
+/* A 1x1 convolution whose input channel c of image i is first multiplied by
+ * gates[i*Cin + c] (a squeeze-excite gate): per image, the convolution with
+ * weight column c scaled by the gate, W diag(g_i), so x is never rewritten. */
+static Tensor *gated_pointwise(const ConvBn *u, const Tensor *x, const float *gates) {
     char sx[96], sw[96];
     int64_t cout = u->weight->shape[0], cin = u->weight->shape[1];
     if (x->ndim != 4 || x->shape[1] != cin) {
@@ -196,154 +109,50 @@ static Tensor *pointwise_forward(const ConvBn *u, const Tensor *x, const Tensor 
                 tensor_shape_str(x, sx, sizeof sx), tensor_shape_str(u->weight, sw, sizeof sw));
         return NULL;
     }
-    int64_t n = x->shape[0], hw = x->shape[2] * x->shape[3];
-    /* Columns: blocks whose output tile fits in L2; rows: halved until there
-     * are enough tiles to balance the threads. */
-    int64_t tw = TILE_FLOATS / cout;
-    tw = tw < 64 ? 64 : tw / 64 * 64;
-    if (tw >= hw) tw = hw;
-    int64_t col_tiles = (hw + tw - 1) / tw, row_tiles = 1;
-    while (n * col_tiles * row_tiles < tiles_wanted() && cout / (2 * row_tiles) >= 32) row_tiles *= 2;
-    int64_t rstep = (cout + row_tiles - 1) / row_tiles, total = n * row_tiles * col_tiles;
-    Tensor *xc = tensor_contiguous(x);
-    Tensor *rc = residual ? tensor_contiguous(residual) : NULL;
-    Tensor *y = tensor_empty(SHAPE(n, cout, x->shape[2], x->shape[3]));
-    float *psum = plane_means ? malloc(sizeof(float) * (size_t)(n * col_tiles * cout)) : NULL;
-    if (!xc || !y || (residual && !rc) || (plane_means && !psum)) {
-        if (xc && y && (!residual || rc)) hg_fail(HG_ERR_NOMEM, "backbone: out of memory");
-        tensor_free(xc), tensor_free(rc), tensor_free(y), free(psum);
+    int64_t n = x->shape[0], plane = x->shape[2] * x->shape[3];
+    Tensor *scaled = tensor_empty(4, u->weight->shape);
+    Tensor *y = n > 1 ? tensor_empty(SHAPE(n, cout, x->shape[2], x->shape[3])) : NULL;
+    if (!scaled || (n > 1 && !y)) {
+        tensor_free(scaled);
         return NULL;
     }
-    if (residual && !tensor_same_shape(y, residual)) {
-        hg_fail(HG_ERR_SHAPE, "backbone: residual %s does not match the block output %s",
-                tensor_shape_str(residual, sx, sizeof sx), tensor_shape_str(y, sw, sizeof sw));
-        tensor_free(xc), tensor_free(rc), tensor_free(y), free(psum);
-        return NULL;
-    }
-    const float *xv = tensor_data(xc), *r = rc ? tensor_data(rc) : NULL;
-    float *yv = tensor_data(y);
-    TileFailure failure = {0};
-    bool parallel = total > 1 && n * hw * cout * cin > PARALLEL_MIN_MACS;
-#pragma omp parallel if (parallel)
-    {
-        PwScratch sc = {NULL, NULL, -1};
-        sc.in = col_tiles > 1 ? malloc(sizeof(float) * (size_t)(cin * tw)) : NULL;
-        sc.scaled = in_scale ? malloc(sizeof(float) * (size_t)(cout * cin)) : NULL;
-        bool ok = (col_tiles == 1 || sc.in) && (!in_scale || sc.scaled);
-        if (!ok) {
-            hg_fail(HG_ERR_NOMEM, "backbone: out of memory");
-            tile_fail(&failure);
+    const float *w = tensor_data(u->weight);
+    float *ws = tensor_data(scaled);
+    for (int64_t i = 0; i < n; i++) {
+        const float *g = gates + i * cin;
+        for (int64_t o = 0; o < cout; o++)
+            for (int64_t c = 0; c < cin; c++) ws[o * cin + c] = w[o * cin + c] * g[c];
+        Tensor *xi = n > 1 ? tensor_narrow(x, 0, i, 1) : tensor_ref(x);
+        Tensor *yi = xi ? conv2d_forward(xi, scaled, u->bn_bias, &u->spec) : NULL;
+        tensor_free(xi);
+        if (!yi) {
+            tensor_free(y);
+            y = NULL;
+            break;
         }
-#pragma omp for schedule(dynamic, 1)
-        for (int64_t t = 0; t < total; t++) {
-            if (!ok) continue;
-            int64_t i = t / (row_tiles * col_tiles), rt = t / col_tiles % row_tiles,
-                    ct = t % col_tiles;
-            int64_t r0 = rt * rstep, r1 = r0 + rstep < cout ? r0 + rstep : cout;
-            int64_t c0 = ct * tw, c1 = c0 + tw < hw ? c0 + tw : hw;
-            if (r0 < r1 && pointwise_tile(u, xv, r, in_scale, yv, psum, hw, col_tiles, i, r0, r1,
-                                          c0, c1, &sc) != HG_OK)
-                tile_fail(&failure);
-        }
-        free(sc.in);
-        free(sc.scaled);
-    }
-    if (psum) {
-        for (int64_t i = 0; i < n; i++)
-            for (int64_t o = 0; o < cout; o++) {
-                double s = 0;
-                for (int64_t ct = 0; ct < col_tiles; ct++) s += psum[(i * col_tiles + ct) * cout + o];
-                plane_means[i * cout + o] = (float)(s / (double)hw);
-            }
-        free(psum);
-    }
-    tensor_free(xc);
-    tensor_free(rc);
-    if (failure.failed) {
-        hg_fail(failure.status, "%s", failure.message);
-        tensor_free(y);
-        return NULL;
-    }
-    return y;
-}
-
-/* Depthwise convolution (groups == Cin == Cout) as (image, channel chunk)
- * tiles: conv2d_forward on the chunk, then the epilogue while it is in cache,
- * then a copy into the output. */
-static Tensor *depthwise_forward(const ConvBn *u, const Tensor *x, float *plane_means) {
-    char sx[96], sw[96];
-    int64_t c = u->weight->shape[0], k = u->weight->shape[2], oh, ow;
-    if (x->ndim != 4 || x->shape[1] != c) {
-        hg_fail(HG_ERR_SHAPE, "backbone: input %s does not fit a depthwise convolution with weight %s",
-                tensor_shape_str(x, sx, sizeof sx), tensor_shape_str(u->weight, sw, sizeof sw));
-        return NULL;
-    }
-    int64_t n = x->shape[0], h = x->shape[2], w = x->shape[3];
-    if (conv2d_output_size(h, w, k, u->weight->shape[3], &u->spec, &oh, &ow) != HG_OK) return NULL;
-    int64_t hw = h * w, ohw = oh * ow;
-    int64_t chunk = TILE_FLOATS / 4 / (hw > ohw ? hw : ohw);
-    chunk = chunk < 1 ? 1 : chunk > c ? c : chunk;
-    while (n * ((c + chunk - 1) / chunk) < tiles_wanted() && chunk > 1) chunk = (chunk + 1) / 2;
-    int64_t chunks = (c + chunk - 1) / chunk, total = n * chunks;
-    Tensor *xc = tensor_contiguous(x);
-    Tensor *y = xc ? tensor_empty(SHAPE(n, c, oh, ow)) : NULL;
-    if (!y) {
-        tensor_free(xc);
-        return NULL;
-    }
-    float *xv = tensor_data(xc), *wv = tensor_data(u->weight), *bv = tensor_data(u->bn_bias);
-    float *yv = tensor_data(y);
-    TileFailure failure = {0};
-    bool parallel = total > 1 && n * c * ohw * k * k > PARALLEL_MIN_MACS;
-#pragma omp parallel for schedule(dynamic, 1) if (parallel)
-    for (int64_t t = 0; t < total; t++) {
-        int64_t i = t / chunks, c0 = t % chunks * chunk, len = c0 + chunk < c ? chunk : c - c0;
-        /* Views of raw memory: made and freed by this thread alone. */
-        Tensor *xt = tensor_wrap(SHAPE(1, len, h, w), xv + (i * c + c0) * hw);
-        Tensor *wt = tensor_wrap(SHAPE(len, 1, k, u->weight->shape[3]), wv + c0 * k * u->weight->shape[3]);
-        Tensor *bt = tensor_wrap(SHAPE(len), bv + c0);
-        Conv2dSpec spec = u->spec;
-        spec.groups = (int)len;
-        Tensor *yt = xt && wt && bt ? conv2d_forward(xt, wt, bt, &spec) : NULL;
-        if (!yt) {
-            tile_fail(&failure);
+        if (n == 1) {
+            y = yi;
         } else {
-            float *src = tensor_data(yt);
-            for (int64_t j = 0; j < len; j++) {
-                double s = act_span(src + j * ohw, ohw, 0.0f, NULL, u->act, plane_means != NULL);
-                if (plane_means) plane_means[i * c + c0 + j] = (float)(s / (double)ohw);
-            }
-            memcpy(yv + (i * c + c0) * ohw, src, sizeof(float) * (size_t)(len * ohw));
+            memcpy(tensor_data(y) + i * cout * plane, tensor_data(yi),
+                   sizeof(float) * (size_t)(cout * plane));
+            tensor_free(yi);
         }
-        tensor_free(yt);
-        tensor_free(xt);
-        tensor_free(wt);
-        tensor_free(bt);
     }
-    tensor_free(xc);
-    if (failure.failed) {
-        hg_fail(failure.status, "%s", failure.message);
-        tensor_free(y);
-        return NULL;
-    }
+    tensor_free(scaled);
     return y;
-}
-
-static bool is_depthwise(const ConvBn *u) {
-    int64_t c = u->weight->shape[0];
-    return u->weight->shape[1] == 1 && c > 1 && u->spec.groups == c;
 }
 
 Tensor *convbn_forward(const ConvBn *u, const Tensor *x, const Tensor *residual,
                        const float *in_scale, float *plane_means) {
     if (!x) return NULL;
-    if (is_pointwise(u)) return pointwise_forward(u, x, residual, in_scale, plane_means);
-    if (in_scale) {
+    if (in_scale && !is_pointwise(u)) {
         hg_fail(HG_ERR_ARG, "backbone: input scaling needs a 1x1 stride-1 convolution");
         return NULL;
     }
-    if (is_depthwise(u) && !residual) return depthwise_forward(u, x, plane_means);
-    Tensor *y = conv2d_forward(x, u->weight, u->bn_bias, &u->spec);
+    /* nn/conv2d picks its 1x1, depthwise or im2col kernel and adds the bias;
+     * residual, activation and plane means follow in one pass over the output. */
+    Tensor *y = in_scale ? gated_pointwise(u, x, in_scale)
+                         : conv2d_forward(x, u->weight, u->bn_bias, &u->spec);
     if (!y) return NULL;
     Tensor *rc = residual ? tensor_contiguous(residual) : NULL;
     if (check_residual(y, residual) != HG_OK || (residual && !rc)) {
@@ -351,7 +160,6 @@ Tensor *convbn_forward(const ConvBn *u, const Tensor *x, const Tensor *residual,
         tensor_free(y);
         return NULL;
     }
-    /* conv2d_forward already added the bias. */
     act_planes(y, NULL, rc, u->act, plane_means);
     tensor_free(rc);
     return y;

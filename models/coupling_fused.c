@@ -35,6 +35,12 @@
 /* Element counts above which the element-wise passes use OpenMP threads. */
 #define FUSED_PARALLEL_MIN 32768
 
+static bool cpu_has_avx2(void) {
+    static int cached = -1;
+    if (cached < 0) cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return cached;
+}
+
 /* What the backward needs, owned by y's node (freed with it or right after
  * the backward has run). */
 typedef struct FusedContext {
@@ -192,14 +198,19 @@ Var *coupling_fused_forward(const CouplingBlock *b, Tape *tape, Var *x, Var *con
     gemm(false, true, N, 2 * A, H, 1.0f, hd, H, w2, H, 0.0f, ad, 2 * A);
     /* (4.3)-(4.6) per row: clamp, affine coupling, global affine, log-det. */
     const float inv_alpha = 1.0f / alpha;
+    const bool avx2 = cpu_has_avx2();
 #pragma omp parallel for if (N * D > FUSED_PARALLEL_MIN)
     for (int64_t i = 0; i < N; i++) {
         const float *xrow = xd + i * D, *arow = ad + i * 2 * A;
         float *urow = ud + i * D, *vrow = vd + i * D;
         float *th_row = thd + i * A, *esrow = esd + i * A;
         float s_sum = 0.0f;
+        int64_t done = 0; /* active channels done by the vector kernel */
+        if (avx2)
+            done = coupling_active_row_avx2(A, arow, b2, xrow + P, alpha, new_clamp, th_row, esrow,
+                                            urow + P, &s_sum);
         for (int64_t j = 0; j < P; j++) urow[j] = xrow[j];
-        for (int64_t j = 0; j < A; j++) {
+        for (int64_t j = done; j < A; j++) {
             float a_s = (arow[j] + b2[j]) * 0.1f, t = (arow[A + j] + b2[A + j]) * 0.1f;
             float th = tanhf(new_clamp ? a_s * inv_alpha : a_s);
             float s = th * alpha, e = expf(s);

@@ -19,4 +19,13 @@ typedef struct CouplingBlock {
 Var *coupling_fused_forward(const CouplingBlock *b, Tape *tape, Var *x, Var *cond,
                             Var **logdet_term);
 
+/* One row's active channels, vectorized (models/coupling_fused_avx2.c; call
+ * only when the CPU has AVX2 and FMA): from the raw second-Linear output a_row
+ * (2A, before bias and the 0.1), writes tanh values, exp(s) and y2 = x2 exp(s)
+ * + t for the leading channels in multiples of 8, sets *s_sum to their sum of
+ * s, and returns how many channels it did (the caller does the rest). */
+int64_t coupling_active_row_avx2(int64_t active, const float *a_row, const float *b2,
+                                 const float *x2, float alpha, bool new_clamp, float *th_out,
+                                 float *exp_s_out, float *y2_out, float *s_sum);
+
 #endif

@@ -83,9 +83,10 @@ static void assert_rel(const Tensor *got, const Tensor *want, double tol, const 
 
 static void test_forward_matches_generic(void **state) {
     (void)state;
-    const Case cases[] = {{8, 4, 0, false, false}, {7, 0, 0, false, false},
-                          {9, 5, 0, true, false},  {12, 8, 10, true, true},
-                          {2, 0, 0, false, false}, {31, 16, 0, false, false}};
+    const Case cases[] = {{8, 4, 0, false, false},  {7, 0, 0, false, false},
+                          {9, 5, 0, true, false},   {12, 8, 10, true, true},
+                          {2, 0, 0, false, false},  {31, 16, 0, false, false},
+                          {64, 32, 0, true, false}, {67, 0, 0, false, false}};
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
         Pair p;
         pair_new(&p, cases[k], 7 + k, true);
