@@ -79,7 +79,7 @@ check-bench-deps:
 	@sh tools/check-deps.sh bench
 
 asan:
-	$(MAKE) BUILD=build-asan \
+	HG_SANITIZE=1 $(MAKE) BUILD=build-asan \
 	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 	  LDFLAGS="-fsanitize=address,undefined" test
 
@@ -101,7 +101,7 @@ format:
 deps:
 	@SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	$$SUDO apt-get update -q && $$SUDO apt-get install -y -q --no-install-recommends \
-	  gcc make libc6-dev libgomp1 libpng-dev libjpeg62-turbo-dev libcmocka-dev
+	  gcc make libc6-dev libgomp1 libpng-dev libjpeg62-turbo-dev libcmocka-dev pkgconf
 
 # Fuzzing with clang's libFuzzer + ASan/UBSan: the safetensors reader and its JSON
 # parser, for FUZZ_TIME seconds, on build-fuzz/corpus (seeded from a copy of
@@ -155,3 +155,35 @@ $(BUILD)/examples/%: examples/%.c examples/plot.c examples/plot.h $(LIB)
 run-examples: $(EXAMPLE_BIN)
 	@mkdir -p $(BUILD)/examples/out
 	@for e in $(EXAMPLE_BIN); do echo "== $$e"; $$e $(BUILD)/examples/out || exit 1; done
+
+# ---- packaging: static and shared library, headers, pkg-config, the tool ----
+# make install [PREFIX=/usr/local] [DESTDIR=]: headers go to
+# $(PREFIX)/include/hgad/<layer>/*.h and are included as "tensor/tensor.h";
+# `pkg-config --cflags --libs hgad` gives the flags.
+PREFIX   ?= /usr/local
+SHARED   := $(BUILD)/libhgad.so
+VERSION  := 0.1.0
+HEADERS  := $(foreach d,$(LAYERS),$(wildcard $(d)/*.h))
+
+.PHONY: install shared
+shared: $(SHARED)
+
+$(SHARED): $(LIB_OBJ)
+	$(LINK) -shared -Wl,-soname,libhgad.so.0 $^ $(LDLIBS) -o $@
+
+$(BUILD)/hgad.pc: Makefile
+	@mkdir -p $(dir $@)
+	@printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$${prefix}/lib' 'includedir=$${prefix}/include' '' \
+	  'Name: hgad' 'Description: HGAD anomaly detection and its deep-learning core, in C' \
+	  'Version: $(VERSION)' 'Cflags: -I$${includedir}/hgad -fopenmp' \
+	  'Libs: -L$${libdir} -lhgad -fopenmp' 'Libs.private: -lpng -ljpeg -lm' > $@
+
+install: $(LIB) $(SHARED) $(HGAD) $(BUILD)/hgad.pc
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
+	install -m 644 $(LIB) $(DESTDIR)$(PREFIX)/lib/libhgad.a
+	install -m 755 $(SHARED) $(DESTDIR)$(PREFIX)/lib/libhgad.so.$(VERSION)
+	ln -sf libhgad.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libhgad.so.0
+	ln -sf libhgad.so.0 $(DESTDIR)$(PREFIX)/lib/libhgad.so
+	install -m 644 $(BUILD)/hgad.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/hgad.pc
+	install -m 755 $(HGAD) $(DESTDIR)$(PREFIX)/bin/hgad
+	for h in $(HEADERS); do install -D -m 644 $$h $(DESTDIR)$(PREFIX)/include/hgad/$$h; done

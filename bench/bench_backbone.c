@@ -11,7 +11,10 @@
  * are robust to other processes sharing the cores. peak_mb: peak RSS of a
  * child process that builds the backbone (random weights) and runs the case;
  * torch_peak_mb: the same for the python process, torch_base_mb its RSS after
- * importing torch and before building the model. "NA" without python3 + torch.
+ * importing torch and before building the model. cpu_ms / torch_cpu_ms: the
+ * best CPU time (all threads) of a run, a check when other processes share the
+ * cores (the wall times then mostly measure the scheduler). "NA" without
+ * python3 + torch.
  * Options: --quick (256 px only, fewer repetitions), --backbones a,b,
  * --sizes 256,512, --reps N. */
 #include <math.h>
@@ -26,11 +29,16 @@
 
 #include "models/backbone.h"
 
-static double now_seconds(void) {
+static double now_seconds(clockid_t clock) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(clock, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
+
+/* Best wall and CPU (all threads) milliseconds of a case. */
+typedef struct Timing {
+    double ms, cpu_ms;
+} Timing;
 
 /* Cheap deterministic weights of a sensible scale (speed does not depend on
  * the values, but denormals would): uniform with variance 1/fan_in, batch
@@ -52,34 +60,35 @@ static void fill_weights(ParamSet *ps) {
     }
 }
 
-/* Runs one case in this (child) process; returns the best ms. */
-static double run_case(BackboneKind kind, int size, int reps) {
+/* Runs one case in this (child) process; ms < 0 on failure. */
+static Timing run_case(BackboneKind kind, int size, int reps) {
+    Timing best = {1e30, 1e30}, failed = {-1, -1};
     Backbone *bb = backbone_new(kind);
-    if (!bb) return -1;
+    if (!bb) return failed;
     fill_weights(backbone_params(bb));
     Tensor *x = tensor_empty(SHAPE(1, 3, size, size));
     float *xv = tensor_data(x);
     for (int64_t i = 0; i < tensor_numel(x); i++) xv[i] = (float)((i * 7919) % 1000) / 500.0f - 1;
     int tap = kind == BACKBONE_MOBILENET_V2 ? 17 : backbone_stride16_tap(kind);
-    double best = 1e30;
     for (int r = -1; r < reps; r++) {
         Tensor *y = NULL;
-        double t0 = now_seconds();
+        double t0 = now_seconds(CLOCK_MONOTONIC), c0 = now_seconds(CLOCK_PROCESS_CPUTIME_ID);
         if (backbone_forward(bb, x, 1, &tap, &y) != HG_OK) {
             fprintf(stderr, "bench_backbone: %s\n", hg_last_error());
-            return -1;
+            return failed;
         }
-        double t = now_seconds() - t0;
+        double t = now_seconds(CLOCK_MONOTONIC) - t0, c = now_seconds(CLOCK_PROCESS_CPUTIME_ID) - c0;
         tensor_free(y);
-        if (r >= 0 && t < best) best = t;
+        if (r >= 0 && t * 1e3 < best.ms) best.ms = t * 1e3;
+        if (r >= 0 && c * 1e3 < best.cpu_ms) best.cpu_ms = c * 1e3;
     }
     tensor_free(x);
     backbone_free(bb);
-    return best * 1e3;
+    return best;
 }
 
 /* Forks a child for the case so that its peak RSS is the case's alone. */
-static bool measure_ours(BackboneKind kind, int size, int reps, double *ms, double *peak_mb) {
+static bool measure_ours(BackboneKind kind, int size, int reps, Timing *time, double *peak_mb) {
     int fds[2];
     if (pipe(fds) != 0) return false;
     fflush(stdout);
@@ -87,18 +96,18 @@ static bool measure_ours(BackboneKind kind, int size, int reps, double *ms, doub
     if (pid < 0) return false;
     if (pid == 0) {
         close(fds[0]);
-        double t = run_case(kind, size, reps);
+        Timing t = run_case(kind, size, reps);
         ssize_t w = write(fds[1], &t, sizeof t);
-        _exit(w == (ssize_t)sizeof t && t >= 0 ? 0 : 1);
+        _exit(w == (ssize_t)sizeof t && t.ms >= 0 ? 0 : 1);
     }
     close(fds[1]);
-    double t = -1;
+    Timing t = {-1, -1};
     ssize_t got = read(fds[0], &t, sizeof t);
     close(fds[0]);
     int status = 0;
     struct rusage ru;
-    if (wait4(pid, &status, 0, &ru) < 0 || got != (ssize_t)sizeof t || t < 0) return false;
-    *ms = t;
+    if (wait4(pid, &status, 0, &ru) < 0 || got != (ssize_t)sizeof t || t.ms < 0) return false;
+    *time = t;
     *peak_mb = ru.ru_maxrss / 1024.0;
     return true;
 }
@@ -116,7 +125,7 @@ static const char *find_python(void) {
 
 /* Best of 1 and 2 torch threads; false when unavailable. */
 static bool measure_torch(const char *python, const char *script, const char *name, int size,
-                          int reps, double *ms, double *peak_mb, double *base_mb) {
+                          int reps, Timing *time, double *peak_mb, double *base_mb) {
     bool any = false;
     for (int threads = 1; python && threads <= 2; threads++) {
         char cmd[8192];
@@ -126,10 +135,11 @@ static bool measure_torch(const char *python, const char *script, const char *na
                  threads, threads, python, script, name, size, threads, reps);
         FILE *p = popen(cmd, "r");
         if (!p) continue;
-        double t, peak, base;
-        if (fscanf(p, "torch_ms=%lf torch_peak_mb=%lf torch_base_mb=%lf", &t, &peak, &base) == 3 &&
-            (!any || t < *ms)) {
-            *ms = t, *peak_mb = peak, *base_mb = base;
+        double t, peak, base, cpu;
+        if (fscanf(p, "torch_ms=%lf torch_peak_mb=%lf torch_base_mb=%lf torch_cpu_ms=%lf", &t,
+                   &peak, &base, &cpu) == 4) {
+            if (!any || t < time->ms) time->ms = t, *peak_mb = peak, *base_mb = base;
+            if (!any || cpu < time->cpu_ms) time->cpu_ms = cpu;
             any = true;
         }
         pclose(p);
@@ -184,21 +194,24 @@ int main(int argc, char **argv) {
             return 2;
         }
         for (int s = 0; s < n_sizes; s++) {
-            double ms, peak, tms = 0, tpeak = 0, tbase = 0;
-            if (!measure_ours(kind, sizes[s], reps, &ms, &peak)) {
+            Timing ours, theirs = {0, 0};
+            double peak, tpeak = 0, tbase = 0;
+            if (!measure_ours(kind, sizes[s], reps, &ours, &peak)) {
                 fprintf(stderr, "bench_backbone: %s at %d failed\n", name, sizes[s]);
                 return 1;
             }
-            bool torch = measure_torch(python, script, name, sizes[s], reps, &tms, &tpeak, &tbase);
-            char t1[32] = "NA", t2[32] = "NA", t3[32] = "NA";
+            bool torch =
+                measure_torch(python, script, name, sizes[s], reps, &theirs, &tpeak, &tbase);
+            char t1[32] = "NA", t2[32] = "NA", t3[32] = "NA", t4[32] = "NA";
             if (torch) {
-                snprintf(t1, sizeof t1, "%.1f", tms);
+                snprintf(t1, sizeof t1, "%.1f", theirs.ms);
                 snprintf(t2, sizeof t2, "%.0f", tpeak);
                 snprintf(t3, sizeof t3, "%.0f", tbase);
+                snprintf(t4, sizeof t4, "%.1f", theirs.cpu_ms);
             }
             printf("backbone name=%s size=%d threads=%d ms=%.1f torch_ms=%s peak_mb=%.0f "
-                   "torch_peak_mb=%s torch_base_mb=%s\n",
-                   name, sizes[s], threads, ms, t1, peak, t2, t3);
+                   "torch_peak_mb=%s torch_base_mb=%s cpu_ms=%.1f torch_cpu_ms=%s\n",
+                   name, sizes[s], threads, ours.ms, t1, peak, t2, t3, ours.cpu_ms, t4);
             fflush(stdout);
         }
     }
