@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli/args.h"
 #include "cli/commands.h"
@@ -99,6 +100,7 @@ int cmd_eval(int argc, char **argv) {
     char **names = NULL;
     double *aucs = NULL;
     int n_curves = 0;
+    char staging[4096 + 32] = "";
     int64_t heatmaps = 8, batch = 8, threads = 0;
     const char *ckpt = cli_get(&args, "checkpoint"), *mode_name = cli_get(&args, "mode");
     const char *output = cli_get(&args, "output") ? cli_get(&args, "output") : "eval-out";
@@ -133,9 +135,12 @@ int cmd_eval(int argc, char **argv) {
     if (!test) goto done;
     const ScoreMode mode = mode_name && !strcmp(mode_name, "deployable") ? SCORE_DEPLOYABLE : SCORE_PAPER;
     const bool quiet = cli_get(&args, "quiet") != NULL;
+    /* Everything is written into a staging directory first and moved into
+     * OUTPUT at the end, so a failure leaves no partial results behind. */
     char dir[4096];
-    snprintf(dir, sizeof dir, "%s/heatmaps", output);
-    if (!results || !cli_make_dir(NAME, output) || (heatmaps && !cli_make_dir(NAME, dir))) goto done;
+    snprintf(staging, sizeof staging, "%s.tmp.%d", output, (int)getpid());
+    snprintf(dir, sizeof dir, "%s/heatmaps", staging);
+    if (!results || !cli_make_dir(NAME, staging) || (heatmaps && !cli_make_dir(NAME, dir))) goto done;
     curves = calloc((size_t)test->n_categories, sizeof *curves);
     names = calloc((size_t)test->n_categories, sizeof *names);
     aucs = calloc((size_t)test->n_categories, sizeof *aucs);
@@ -153,7 +158,7 @@ int cmd_eval(int argc, char **argv) {
             aucs[n_curves++] = e.image_auroc;
         }
         hg_clear_error(); /* a single-class test set has no ROC curve */
-        snprintf(dir, sizeof dir, "%s/heatmaps/%s", output, e.name);
+        snprintf(dir, sizeof dir, "%s/heatmaps/%s", staging, e.name);
         if (s == HG_OK && heatmaps) {
             if (!cli_make_dir(NAME, dir)) {
                 category_evaluation_free(&e);
@@ -174,19 +179,21 @@ int cmd_eval(int argc, char **argv) {
     char *table = results_markdown(results);
     if (table) printf("\n%s", table);
     free(table);
-    snprintf(path, sizeof path, "%s/results.md", output);
+    snprintf(path, sizeof path, "%s/results.md", staging);
     hg_status s = results_write_markdown(path, results);
-    snprintf(path, sizeof path, "%s/results.json", output);
+    snprintf(path, sizeof path, "%s/results.json", staging);
     if (s == HG_OK) s = results_write_json(path, results);
-    snprintf(path, sizeof path, "%s/roc.png", output);
+    snprintf(path, sizeof path, "%s/roc.png", staging);
     if (s == HG_OK && n_curves) s = roc_plot_png(path, n_curves, curves, (const char *const *)names, aucs);
     if (s != HG_OK) {
         rc = cli_error(NAME, "%s", hg_last_error());
         goto done;
     }
+    if (!cli_move_contents(NAME, staging, output)) goto done;
     if (!quiet) printf("wrote %s/results.md, results.json, roc.png and heatmaps/\n", output);
     rc = 0;
 done:
+    if (staging[0]) cli_remove_tree(staging); /* gone already after a success */
     for (int i = 0; i < n_curves; i++) metric_curve_free(&curves[i]), free(names[i]);
     free(curves), free(names), free(aucs);
     results_free(results);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli/args.h"
 #include "cli/commands.h"
@@ -149,6 +150,8 @@ int cmd_train(int argc, char **argv) {
     Detector *d = NULL;
     FeatureCache *cache = NULL;
     int64_t *labels = NULL;
+    bool created_output = false;
+    const char *output = "hgad-out";
     if (args.n_positional) {
         rc = cli_error(NAME, "unexpected argument '%s'", args.positional[0]);
         goto done;
@@ -184,7 +187,7 @@ int cmd_train(int argc, char **argv) {
     }
     if (!msk) msk = img;
     cli_set_threads(threads);
-    const char *output = cli_get(&args, "output") ? cli_get(&args, "output") : "hgad-out";
+    if (cli_get(&args, "output")) output = cli_get(&args, "output");
     const char *backbone = cli_get(&args, "backbone") ? cli_get(&args, "backbone") : ENCODER_BUILTIN_NAME;
     const bool quiet = cli_get(&args, "quiet") != NULL;
     data = cli_open_dataset(NAME, cli_get(&args, "dataset"), cli_get(&args, "root"),
@@ -271,6 +274,7 @@ int cmd_train(int argc, char **argv) {
             goto done;
         }
     }
+    created_output = access(output, F_OK) != 0;
     if (!cli_make_dir(NAME, output)) goto done;
     const char *weights = cli_get(&args, "weights");
     if (hgad_meta_set(&d->meta, "dataset", cli_get(&args, "dataset") ? cli_get(&args, "dataset") : "mvtec") ||
@@ -319,6 +323,7 @@ int cmd_train(int argc, char **argv) {
     if (!quiet) printf("saved %s\n", model_path);
     rc = 0;
 done:
+    if (rc != 0 && created_output) rmdir(output); /* only if it stayed empty */
     free(labels);
     feature_cache_close(cache);
     detector_free(d);

@@ -1,6 +1,9 @@
 #include "cli/common.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <ftw.h>
+#include <unistd.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,4 +83,35 @@ DataSet *cli_open_dataset(const char *command, const char *format, const char *r
     for (int i = 0; found && i < n; i++) free(found[i]);
     free(found);
     return ds;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+void cli_remove_tree(const char *path) {
+    nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+bool cli_move_contents(const char *command, const char *from, const char *to) {
+    if (!cli_make_dir(command, to)) return false;
+    DIR *dir = opendir(from);
+    if (!dir) return cli_error(command, "cannot read %s: %s", from, strerror(errno)), false;
+    bool ok = true;
+    for (struct dirent *e; ok && (e = readdir(dir));) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        char src[4096], dst[4096];
+        snprintf(src, sizeof src, "%s/%s", from, e->d_name);
+        snprintf(dst, sizeof dst, "%s/%s", to, e->d_name);
+        struct stat st;
+        if (stat(dst, &st) == 0 && S_ISDIR(st.st_mode)) cli_remove_tree(dst);
+        if (rename(src, dst) != 0) {
+            cli_error(command, "cannot move %s to %s: %s", src, dst, strerror(errno));
+            ok = false;
+        }
+    }
+    closedir(dir);
+    if (ok) rmdir(from);
+    return ok;
 }

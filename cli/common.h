@@ -18,4 +18,12 @@ void cli_set_threads(int64_t threads);
 /* Creates `dir` (and parents) if needed; prints the error and returns false on failure. */
 bool cli_make_dir(const char *command, const char *dir);
 
+/* Removes a directory tree (best effort; for the command's own temporary
+ * directories only). */
+void cli_remove_tree(const char *path);
+
+/* Moves every entry of directory `from` into `to` (created if needed),
+ * replacing entries of the same name, then removes `from`. */
+bool cli_move_contents(const char *command, const char *from, const char *to);
+
 #endif

@@ -217,7 +217,7 @@ const char *gemm_kernel_name(void) {
 typedef struct TeamBarrier {
     atomic_int arrived;
     atomic_int phase;
-    int nthreads;
+    atomic_int nthreads;
 } TeamBarrier;
 
 static void cpu_relax(void) {
@@ -228,16 +228,16 @@ static void cpu_relax(void) {
 
 /* `phase` is the caller's copy of the barrier phase (starts at 0). */
 static void team_barrier_wait(TeamBarrier *bar, int *phase) {
-    int next = *phase + 1;
+    int next = *phase + 1, nthreads = atomic_load_explicit(&bar->nthreads, memory_order_relaxed);
     *phase = next;
-    if (bar->nthreads == 1) return;
-    if (atomic_fetch_add_explicit(&bar->arrived, 1, memory_order_acq_rel) == bar->nthreads - 1) {
+    if (nthreads == 1) return;
+    if (atomic_fetch_add_explicit(&bar->arrived, 1, memory_order_acq_rel) == nthreads - 1) {
         atomic_store_explicit(&bar->arrived, 0, memory_order_relaxed);
         atomic_store_explicit(&bar->phase, next, memory_order_release);
         return;
     }
     for (int spins = 0; atomic_load_explicit(&bar->phase, memory_order_acquire) != next; spins++) {
-        if (spins < 2000)
+        if (spins < 200000)
             cpu_relax();
         else
             sched_yield();
@@ -275,9 +275,8 @@ static void macro_kernel(const GemmProblem *pr, int64_t ic, int64_t mc, int64_t 
 }
 
 /* The whole blocked product as seen by thread t of T (called inside the team). */
-static void run_thread(const GemmProblem *pr, float *apack, int t, int T) {
+static void run_thread(const GemmProblem *pr, float *apack, int t, int T, int *phase) {
     int64_t m = pr->m, n = pr->n, k = pr->k;
-    int phase = 0;
     int64_t mp = ceil_div(m, GEMM_MR);
     for (int64_t jc = 0; jc < n; jc += pr->nc_max) {
         int64_t nc = min64(pr->nc_max, n - jc);
@@ -290,7 +289,7 @@ static void run_thread(const GemmProblem *pr, float *apack, int t, int T) {
                 pr->impl->pack_b_panel(pr->trans_b, pr->b, pr->ldb, jc + jp * GEMM_NR,
                                        (int)min64(GEMM_NR, nc - jp * GEMM_NR), p0, kc,
                                        pr->bpack + jp * kc * GEMM_NR);
-            team_barrier_wait(pr->barrier, &phase); /* B slice complete */
+            team_barrier_wait(pr->barrier, phase); /* B slice complete */
 
             /* Split rows in whole MR panels; when there are too few row panels
              * to keep every thread busy, split the B panels instead. */
@@ -313,7 +312,7 @@ static void run_thread(const GemmProblem *pr, float *apack, int t, int T) {
                     macro_kernel(pr, ic, mc, jc, nc, jp_lo, jp_hi, kc, apack, beta);
                 }
             }
-            team_barrier_wait(pr->barrier, &phase); /* B slice no longer read */
+            team_barrier_wait(pr->barrier, phase); /* B slice no longer read */
         }
     }
 }
@@ -377,31 +376,29 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
         float *apack = grow_buffer(&master->a, &master->a_cap, (size_t)(mc_max * pr.kc_max));
         if (apack) {
             TeamBarrier alone = {.nthreads = 1};
+            int phase = 0;
             pr.barrier = &alone;
-            run_thread(&pr, apack, 0, 1);
+            run_thread(&pr, apack, 0, 1, &phase);
         } else {
             gemm_reference(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         }
         return;
     }
-    int failed = 0;
-    TeamBarrier barrier = {.nthreads = 1};
+    /* The team synchronizes only through team_barrier_wait (see there). */
+    atomic_int failed = 0;
+    TeamBarrier barrier = {.nthreads = nthreads};
     pr.barrier = &barrier;
 #pragma omp parallel num_threads(nthreads)
     {
+        int t = omp_get_thread_num(), phase = 0;
+        /* The team may be smaller than asked for; all members store the same size. */
+        atomic_store_explicit(&barrier.nthreads, omp_get_num_threads(), memory_order_relaxed);
         PackBuffers *mine = thread_buffers();
         float *apack =
             mine ? grow_buffer(&mine->a, &mine->a_cap, (size_t)(mc_max * pr.kc_max)) : NULL;
-        if (!apack) {
-#pragma omp atomic write
-            failed = 1;
-        }
-        if (omp_get_thread_num() == 0) barrier.nthreads = omp_get_num_threads();
-#pragma omp barrier
-        int any_failed;
-#pragma omp atomic read
-        any_failed = failed;
-        if (!any_failed) run_thread(&pr, apack, omp_get_thread_num(), omp_get_num_threads());
+        if (!apack) atomic_store(&failed, 1);
+        team_barrier_wait(&barrier, &phase);
+        if (!atomic_load(&failed)) run_thread(&pr, apack, t, omp_get_num_threads(), &phase);
     }
     if (failed) gemm_reference(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
