@@ -4,7 +4,8 @@
  * compute the same function (tests/test_coupling_fused.c).
  *
  * Notation, for one row (all rows alike), P = D - D/2 passive channels,
- * A = D/2 active ones, H hidden units, alpha the clamp:
+ * A = D/2 active ones, H hidden units, alpha the clamp; (4.k) is step k of
+ * spec section 4:
  *
  *   h  = relu(x1 W1a^T + c W1b^T + b1)      W1 = [W1a | W1b] (H, P + Dc)  (4.2)
  *   a  = 0.1 (h W2^T + b2)                   W2 (2A, H)                    (4.3)

@@ -237,7 +237,7 @@ static void team_barrier_wait(TeamBarrier *bar, int *phase) {
         return;
     }
     for (int spins = 0; atomic_load_explicit(&bar->phase, memory_order_acquire) != next; spins++) {
-        if (spins < 200000)
+        if (spins < 2000)
             cpu_relax();
         else
             sched_yield();

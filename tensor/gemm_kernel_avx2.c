@@ -3,10 +3,11 @@
  * Micro-kernel: a 6 x 16 tile of C held in 12 ymm accumulators. Each k step
  * loads 16 floats of the packed B panel (2 vectors), broadcasts the 6 packed A
  * values and issues 12 FMAs, which keeps both FMA pipes busy while loads stay
- * well under the load-port limit. Packing: the layouts that need a transpose
- * (rows of A into k-major panels, columns of B^T) go through 8 x 8 register
- * transposes. Built with -mavx2 -mfma; gemm.c calls these only when the CPU
- * reports both. */
+ * well under the load-port limit; its k loop is inline assembly. Right-edge
+ * tiles of at most 8 columns use a 6 x 8 kernel. Packing: the layouts that
+ * need a transpose (rows of A into k-major panels, columns of B^T) go through
+ * 8 x 8 register transposes. Built with -mavx2 -mfma; gemm.c calls these
+ * only when the CPU reports both. */
 #include "tensor/gemm_internal.h"
 
 #include <immintrin.h>
@@ -60,8 +61,8 @@ static void store_edge(const float *tile, int w, float *c, int64_t ldc, int mr, 
 }
 
 /* One k step of the 6 x 16 kernel in assembly: B row at byte offset bo of
- * %[b], A column at byte offset ao of %[a]. Registers: ymm0/ymm1 = B, ymm2 =
- * broadcast A, ymm4 + 2i / ymm5 + 2i = row i of the C tile. */
+ * %[b], A column at byte offset ao of %[a]. Registers: ymm0/ymm1 = B, ymm2 and
+ * ymm3 (alternating) = broadcast A, ymm4 + 2i / ymm5 + 2i = row i of the tile. */
 #define ASM_STEP16(bo, ao)                                                                         \
     "vmovaps " #bo "(%[b]), %%ymm0\n\t"                                                            \
     "vmovaps " #bo "+32(%[b]), %%ymm1\n\t"                                                         \
