@@ -11,26 +11,17 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "datasets/metrics.h"
+#include "pipeline/comm.h"
 #include "pipeline/evaluate.h"
 #include "report/heatmap.h"
 #include "report/plot.h"
+#include "report/progress.h"
 #include "report/results.h"
 
 static const char *const NAME = "eval";
 
-typedef struct EvalRun {
-    const char *category;
-    time_t last;
-    bool quiet;
-} EvalRun;
-
 static void eval_progress(void *context, int64_t done, int64_t total) {
-    EvalRun *run = context;
-    time_t now = time(NULL);
-    if (run->quiet || (done != total && now - run->last < 2)) return;
-    run->last = now;
-    printf("scoring %s: %lld/%lld images\n", run->category, (long long)done, (long long)total);
-    fflush(stdout);
+    progress_update(context, done, NULL);
 }
 
 /* image | heat-map overlay | ground-truth mask for the first `count` test images. */
@@ -63,6 +54,21 @@ static hg_status write_heatmaps(const char *dir, const DataSet *test, const Cate
     }
     (void)pp;
     return s;
+}
+
+/* Ranks other than 0 under mpirun (docs/distributed.md): score their share
+ * of every category (evaluate_category is collective) and follow rank 0's
+ * agreements after its report of each category and after its final writing. */
+static int follow_evaluation(Detector *d, const DataSet *test, ScoreMode mode, int batch) {
+    hg_status s = comm_agree(HG_OK); /* every rank has set up */
+    for (int c = 0; s == HG_OK && c < test->n_categories; c++) {
+        CategoryEvaluation e;
+        s = evaluate_category(d, test, c, mode, batch, NULL, NULL, &e);
+        category_evaluation_free(&e);
+        if (s == HG_OK) s = comm_agree(HG_OK);
+    }
+    if (s == HG_OK) s = comm_agree(HG_OK);
+    return s == HG_OK ? 0 : cli_error(NAME, "%s", hg_last_error());
 }
 
 int cmd_eval(int argc, char **argv) {
@@ -134,7 +140,16 @@ int cmd_eval(int argc, char **argv) {
     test = cli_open_dataset(NAME, format, root, categories, SPLIT_TEST);
     if (!test) goto done;
     const ScoreMode mode = mode_name && !strcmp(mode_name, "deployable") ? SCORE_DEPLOYABLE : SCORE_PAPER;
+    for (int c = 0; c < test->n_categories; c++)
+        if (detector_find_class(d, test->categories[c]) < 0) {
+            rc = cli_error(NAME, "the model was not trained on category '%s' (it knows %s)", test->categories[c], known);
+            goto done;
+        }
     const bool quiet = cli_get(&args, "quiet") != NULL;
+    if (comm_rank() != 0) {
+        rc = follow_evaluation(d, test, mode, (int)batch);
+        goto done;
+    }
     /* Everything is written into a staging directory first and moved into
      * OUTPUT at the end, so a failure leaves no partial results behind. */
     char dir[4096];
@@ -145,10 +160,16 @@ int cmd_eval(int argc, char **argv) {
     names = calloc((size_t)test->n_categories, sizeof *names);
     aucs = calloc((size_t)test->n_categories, sizeof *aucs);
     if (!curves || !names || !aucs) goto done;
+    if (comm_agree(HG_OK) != HG_OK) { /* every rank has set up (see follow_evaluation) */
+        rc = cli_error(NAME, "%s", hg_last_error());
+        goto done;
+    }
     for (int c = 0; c < test->n_categories; c++) {
         CategoryEvaluation e;
-        EvalRun run = {test->categories[c], 0, quiet};
-        if (evaluate_category(d, test, c, mode, (int)batch, eval_progress, &run, &e) != HG_OK) {
+        Progress *progress = progress_start(test->categories[c], dataset_count(test, c, -1), quiet ? NULL : stdout);
+        hg_status evaluated = evaluate_category(d, test, c, mode, (int)batch, eval_progress, progress, &e);
+        progress_finish(progress);
+        if (evaluated != HG_OK) {
             rc = cli_error(NAME, "%s", hg_last_error());
             goto done;
         }
@@ -162,6 +183,7 @@ int cmd_eval(int argc, char **argv) {
         if (s == HG_OK && heatmaps) {
             if (!cli_make_dir(NAME, dir)) {
                 category_evaluation_free(&e);
+                comm_agree(hg_fail(HG_ERR_IO, "rank 0 could not create %s", dir));
                 goto done;
             }
             s = write_heatmaps(dir, test, &e, &d->preprocess, heatmaps);
@@ -170,7 +192,7 @@ int cmd_eval(int argc, char **argv) {
             printf("%-16s image AUROC %.3f  pixel AUROC %.3f  AUPRO %.3f  (%lld images, %lld anomalous)\n", e.name,
                    e.image_auroc, e.pixel_auroc, e.aupro, (long long)e.n_images, (long long)e.n_anomalous);
         category_evaluation_free(&e);
-        if (s != HG_OK) {
+        if (comm_agree(s) != HG_OK) {
             rc = cli_error(NAME, "%s", hg_last_error());
             goto done;
         }
@@ -185,11 +207,9 @@ int cmd_eval(int argc, char **argv) {
     if (s == HG_OK) s = results_write_json(path, results);
     snprintf(path, sizeof path, "%s/roc.png", staging);
     if (s == HG_OK && n_curves) s = roc_plot_png(path, n_curves, curves, (const char *const *)names, aucs);
-    if (s != HG_OK) {
-        rc = cli_error(NAME, "%s", hg_last_error());
-        goto done;
-    }
-    if (!cli_move_contents(NAME, staging, output)) goto done;
+    if (s != HG_OK) rc = cli_error(NAME, "%s", hg_last_error());
+    else if (!cli_move_contents(NAME, staging, output)) s = hg_fail(HG_ERR_IO, "rank 0 could not move the results into %s", output);
+    if (comm_agree(s) != HG_OK) goto done;
     if (!quiet) printf("wrote %s/results.md, results.json, roc.png and heatmaps/\n", output);
     rc = 0;
 done:

@@ -11,8 +11,10 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "cli/config.h"
+#include "pipeline/comm.h"
 #include "pipeline/evaluate.h"
 #include "pipeline/train.h"
+#include "report/progress.h"
 
 static const char *const NAME = "train";
 
@@ -29,7 +31,7 @@ static CliOption train_options[] = {
     {"levels", true, "feature levels (default 3)", NULL},
     {"epochs", true, "meta epochs (default 25)", NULL},
     {"sub-epochs", true, "passes over the data per meta epoch (default 8)", NULL},
-    {"batch", true, "images per batch (default 8)", NULL},
+    {"batch", true, "images per batch (default 8; under mpirun the global batch, a multiple of the ranks)", NULL},
     {"coupling-blocks", true, "coupling blocks per flow (default 12)", NULL},
     {"cond-dim", true, "positional condition size, a multiple of 4 (default 256)", NULL},
     {"lr", true, "learning rate (default 2e-4)", NULL},
@@ -53,9 +55,8 @@ typedef struct TrainRun {
     const DataSet *data;
     Detector *detector;
     const char *output;
-    bool quiet;
-    time_t last_print;
-    int64_t steps_done, steps_total;
+    Progress *progress; /* NULL when quiet */
+    int64_t steps_done;
 } TrainRun;
 
 static hg_status produce_features(void *context, int64_t index, Tensor **maps) {
@@ -72,28 +73,16 @@ static hg_status produce_features(void *context, int64_t index, Tensor **maps) {
 
 static void feature_progress(void *context, int64_t done, int64_t total) {
     TrainRun *run = context;
-    time_t now = time(NULL);
-    if (!run->quiet && (done == total || now != run->last_print)) {
-        printf("features: %lld/%lld images\n", (long long)done, (long long)total);
-        fflush(stdout);
-        run->last_print = now;
-    }
+    progress_update(run->progress, done, NULL);
 }
 
 static bool on_batch(void *context, const TrainEvent *ev) {
     TrainRun *run = context;
-    run->steps_done++;
-    time_t now = time(NULL);
-    bool last = ev->batch + 1 == ev->batches && ev->sub_epoch + 1 == ev->sub_epochs;
-    if (run->quiet || (!last && now - run->last_print < 2)) return true;
-    run->last_print = now;
-    double rate = run->steps_done / (ev->seconds > 0 ? ev->seconds : 1e-9);
-    double eta = (double)(run->steps_total - run->steps_done) / (rate > 0 ? rate : 1);
-    printf("epoch %d/%d sub %d/%d batch %lld/%lld lr %.2e loss", ev->meta_epoch + 1, ev->meta_epochs,
-           ev->sub_epoch + 1, ev->sub_epochs, (long long)ev->batch + 1, (long long)ev->batches, ev->lr);
-    for (int l = 0; l < run->detector->model->config.levels; l++) printf(" %.4f", ev->level_losses[l].loss);
-    printf("  %.1f batches/s, ETA %.0f s\n", rate, eta);
-    fflush(stdout);
+    char extra[256];
+    int len = snprintf(extra, sizeof extra, "epoch %d/%d lr %.2e loss", ev->meta_epoch + 1, ev->meta_epochs, ev->lr);
+    for (int l = 0; l < run->detector->model->config.levels && len < (int)sizeof extra - 16; l++)
+        len += snprintf(extra + len, sizeof extra - (size_t)len, " %.4f", ev->level_losses[l].loss);
+    progress_update(run->progress, ++run->steps_done, extra);
     return true;
 }
 
@@ -103,7 +92,8 @@ static hg_status on_epoch(void *context, int meta_epoch) {
     snprintf(path, sizeof path, "%s/checkpoint.safetensors", run->output);
     snprintf(value, sizeof value, "%d", meta_epoch + 1);
     hg_status s = hgad_meta_set(&run->detector->meta, "epoch", value);
-    return s == HG_OK ? detector_save(run->detector, path, true) : s;
+    /* under mpirun rank 0 writes it (atomically: a crash keeps the last one) */
+    return s == HG_OK && comm_rank() == 0 ? detector_save(run->detector, path, true) : s;
 }
 
 /* Records every option that was given (command line or config file). */
@@ -291,9 +281,19 @@ int cmd_train(int argc, char **argv) {
     for (int c = 0; c < data->n_categories && len < (int)sizeof fingerprint - 80; c++)
         len += snprintf(fingerprint + len, sizeof fingerprint - (size_t)len, "%s,", data->categories[c]);
     snprintf(cache_path, sizeof cache_path, "%s/features.cache", output);
-    TrainRun run = {data, d, output, quiet, 0, 0, 0};
-    cache = feature_cache_open_or_build(cache_path, fingerprint, &shape, cli_get(&args, "cache-half") != NULL,
-                                        produce_features, &run, feature_progress, &run);
+    /* every rank has set up (pipeline/comm.h: a command's first collective) */
+    if (comm_agree(HG_OK) != HG_OK) {
+        rc = cli_error(NAME, "%s", hg_last_error());
+        goto done;
+    }
+    TrainRun run = {data, d, output, NULL, 0};
+    /* under mpirun each rank computes its share of the features; rank 0 shows its own */
+    const int64_t share = data->n_samples * (comm_rank() + 1) / comm_size() - data->n_samples * comm_rank() / comm_size();
+    run.progress = progress_start("features", share, quiet ? NULL : stdout);
+    cache = feature_cache_open_or_build_shared(cache_path, fingerprint, &shape, cli_get(&args, "cache-half") != NULL,
+                                               produce_features, &run, feature_progress, &run);
+    progress_finish(run.progress);
+    run.progress = NULL;
     if (!cache) {
         rc = cli_error(NAME, "%s", hg_last_error());
         goto done;
@@ -302,21 +302,29 @@ int cmd_train(int argc, char **argv) {
     if (!labels) goto done;
     for (int64_t i = 0; i < data->n_samples; i++) labels[i] = data->samples[i].category;
     const int64_t per_sub = data->n_samples / (batch < data->n_samples ? batch : data->n_samples);
-    run.steps_total = (int64_t)(d->model->config.meta_epochs - first_epoch) * d->model->config.sub_epochs * per_sub;
+    const int64_t steps_total = (int64_t)(d->model->config.meta_epochs - first_epoch) * d->model->config.sub_epochs * per_sub;
     if (!quiet)
         printf("training %d categories, %lld images, %d levels, %lld parameters, %d meta epochs x %d sub-epochs\n",
                data->n_categories, (long long)data->n_samples, shape.levels,
                (long long)param_set_numel(d->model->params, true), d->model->config.meta_epochs,
                d->model->config.sub_epochs);
-    TrainOptions options = {(int)batch, (uint64_t)seed, first_epoch};
-    if (train_hgad(d->model, cache, labels, &options, on_batch, on_epoch, &run) != HG_OK ||
-        detector_measure_deploy_stats(d, cache, labels, 64) != HG_OK) {
+    if (!quiet && comm_size() > 1)
+        printf("data parallel: %d ranks (%s), global batch %lld, %lld images per rank\n", comm_size(), comm_backend(),
+               (long long)batch, (long long)batch / comm_size());
+    TrainOptions options = {(int)batch, (uint64_t)seed, first_epoch, 0};
+    run.progress = progress_start("train", steps_total, quiet ? NULL : stdout);
+    hg_status trained = train_hgad(d->model, cache, labels, &options, on_batch, on_epoch, &run);
+    progress_finish(run.progress);
+    run.progress = NULL;
+    if (trained != HG_OK || comm_agree(detector_measure_deploy_stats(d, cache, labels, 64)) != HG_OK) {
         rc = cli_error(NAME, "%s", hg_last_error());
         goto done;
     }
     char model_path[4096];
     snprintf(model_path, sizeof model_path, "%s/model.safetensors", output);
-    if (hgad_meta_set(&d->meta, "epoch", "done") != HG_OK || detector_save(d, model_path, false) != HG_OK) {
+    hg_status saved = hgad_meta_set(&d->meta, "epoch", "done");
+    if (saved == HG_OK && comm_rank() == 0) saved = detector_save(d, model_path, false);
+    if (comm_agree(saved) != HG_OK) {
         rc = cli_error(NAME, "%s", hg_last_error());
         goto done;
     }

@@ -98,6 +98,7 @@ Hgad *hgad_new(const HgadConfig *config) {
     Rng rng = rng_new(config->seed);
     bool ok = m->params != NULL;
     for (int l = 0; ok && l < config->levels; l++) {
+        m->level_params[l] = param_set_size(m->params);
         char prefix[32];
         snprintf(prefix, sizeof prefix, "nfs.%d", l);
         CouplingOptions o = coupling_default_options(config->dims[l], config->cond_dim);
@@ -115,6 +116,7 @@ Hgad *hgad_new(const HgadConfig *config) {
             m->priors[l] = mixture_prior_new(m->params, l, &po, &rng);
         }
         ok = m->flows[l] && m->priors[l];
+        m->level_params[l + 1] = ok ? param_set_size(m->params) : m->level_params[l];
     }
     if (!ok || build_optimizer(m) != HG_OK) {
         hgad_free(m);
@@ -185,8 +187,8 @@ static void zero_existing_grads(ParamSet *ps) {
     }
 }
 
-hg_status hgad_train_step(Hgad *m, int level, const Tensor *x, const Tensor *cond,
-                          const int64_t *labels, int meta_epoch, HgadLossValues *values) {
+hg_status hgad_compute_gradients(Hgad *m, int level, const Tensor *x, const Tensor *cond,
+                                 const int64_t *labels, int meta_epoch, HgadLossValues *values) {
     hg_status s = check_level(m, level, x, cond);
     if (s != HG_OK) return s;
     Tape *tape = tape_new();
@@ -212,7 +214,29 @@ hg_status hgad_train_step(Hgad *m, int level, const Tensor *x, const Tensor *con
     zero_existing_grads(m->params);
     s = tape_backward(tape, loss, NULL);
     tape_free(tape);
-    return s == HG_OK ? optim_step(m->optimizer) : s;
+    return s;
+}
+
+hg_status hgad_apply_step(Hgad *m) {
+    return optim_step(m->optimizer);
+}
+
+hg_status hgad_train_step(Hgad *m, int level, const Tensor *x, const Tensor *cond,
+                          const int64_t *labels, int meta_epoch, HgadLossValues *values) {
+    hg_status s = hgad_compute_gradients(m, level, x, cond, labels, meta_epoch, values);
+    return s == HG_OK ? hgad_apply_step(m) : s;
+}
+
+int64_t hgad_level_parameters(const Hgad *m, int level, Var **vars, int64_t cap) {
+    if (level < 0 || level >= m->config.levels) return 0;
+    int64_t n = 0;
+    for (int64_t i = m->level_params[level]; i < m->level_params[level + 1]; i++) {
+        ParamEntry *e = param_set_at(m->params, i);
+        if (!param_entry_trainable(e)) continue;
+        if (vars && n < cap) vars[n] = e->var;
+        n++;
+    }
+    return n;
 }
 
 void hgad_set_lr(Hgad *m, double lr) {

@@ -51,6 +51,9 @@ typedef struct Hgad {
     Prior *priors[HGAD_MAX_LEVELS];
     Optimizer *optimizer;
     int group_flows, group_centers, group_weights; /* optimizer group indices */
+    /* params entries [level_params[l], level_params[l + 1]) are level l's
+     * flow and prior (they are created level by level) */
+    int64_t level_params[HGAD_MAX_LEVELS + 1];
 } Hgad;
 
 Hgad *hgad_new(const HgadConfig *config);
@@ -77,6 +80,21 @@ Var *hgad_level_loss(const Hgad *model, Tape *tape, int level, Var *x, Var *cond
  * code). The learning rate is left as set by hgad_set_lr(). */
 hg_status hgad_train_step(Hgad *model, int level, const Tensor *x, const Tensor *cond,
                           const int64_t *labels, int meta_epoch, HgadLossValues *values);
+
+/* hgad_train_step in two halves, for data-parallel training (pipeline/
+ * data_parallel.h averages the gradients in between):
+ * hgad_compute_gradients zeroes the existing gradients (torch 1.13 zero_grad)
+ * and leaves in each parameter's grad the gradient of the level's loss on
+ * this batch (forward + backward; a non-finite loss is HG_ERR_CHECK);
+ * hgad_apply_step is the Adam step. */
+hg_status hgad_compute_gradients(Hgad *model, int level, const Tensor *x, const Tensor *cond,
+                                 const int64_t *labels, int meta_epoch, HgadLossValues *values);
+hg_status hgad_apply_step(Hgad *model);
+
+/* The trainable parameters of `level` (its flow and prior), the only ones a
+ * step of that level gives non-zero gradients: writes up to `cap` Vars into
+ * vars (may be NULL) and returns how many there are. */
+int64_t hgad_level_parameters(const Hgad *model, int level, Var **vars, int64_t cap);
 
 /* Sets every group's lr (the faithful schedule sets all groups alike; with
  * centers_lr_x3 the centers group gets 3 lr). */

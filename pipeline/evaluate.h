@@ -26,7 +26,14 @@ typedef void (*EvalProgress)(void *context, int64_t done, int64_t total);
 /* Scores every test image of `category` (an index of `test`) as the
  * detector's class of the same name. Paper mode normalizes over these test
  * images (the public code); deployable mode uses the detector's training
- * statistics and scores each image on its own. */
+ * statistics and scores each image on its own.
+ *
+ * Collective over the ranks of pipeline/comm.h: rank r scores batches r,
+ * r+N, ... (the batches one process would form, so every map has the same
+ * bits), rank 0 gathers the maps and masks and normalizes and measures them
+ * alone: its results equal one process's exactly. Other ranks receive the
+ * name, counts, samples and labels only (no score maps, image scores or
+ * masks; NaN metrics). A failure on any rank fails every rank. */
 hg_status evaluate_category(Detector *d, const DataSet *test, int category, ScoreMode mode,
                             int batch, EvalProgress progress, void *progress_context,
                             CategoryEvaluation *out);

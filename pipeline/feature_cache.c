@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "pipeline/comm.h"
 #include "tensor/half.h"
 
 #define HEADER_BYTES 4096
@@ -153,29 +154,29 @@ static hg_status write_map(int fd, const char *tmp, size_t offset, const Tensor 
     return HG_OK;
 }
 
-static hg_status build(const char *path, const char *fingerprint, const FeatureCacheShape *shape,
-                       bool half, FeatureProducer produce, void *produce_context,
-                       FeatureProgress progress, void *progress_context) {
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof tmp)
-        return hg_fail(HG_ERR_ARG, "feature cache: path too long");
-    size_t offsets[FEATURE_CACHE_MAX_LEVELS];
-    size_t total = layout(shape, half, offsets);
-    int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return hg_fail(HG_ERR_IO, "feature cache %s: cannot create: %s", tmp, strerror(errno));
-    CacheHeader *h = calloc(1, HEADER_BYTES);
+/* Creates `tmp` at its full size (holes until written). */
+static hg_status create_file(const char *tmp, size_t total, int *fd) {
+    *fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (*fd < 0) return hg_fail(HG_ERR_IO, "feature cache %s: cannot create: %s", tmp, strerror(errno));
+    if (ftruncate(*fd, (off_t)total) != 0)
+        return hg_fail(HG_ERR_IO, "feature cache %s: cannot size to %zu bytes: %s", tmp, total, strerror(errno));
+    return HG_OK;
+}
+
+/* Computes and writes the maps of images [first, end); progress counts from first. */
+static hg_status write_images(int fd, const char *tmp, const FeatureCacheShape *shape, bool half,
+                              const size_t *offsets, int64_t first, int64_t end, FeatureProducer produce,
+                              void *produce_context, FeatureProgress progress, void *progress_context) {
     size_t largest = 0;
     for (int l = 0; l < shape->levels; l++) {
         size_t n = (size_t)(rows_per_image(shape, l) * shape->dims[l]) * 2;
         if (n > largest) largest = n;
     }
     void *buffer = malloc(largest);
+    if (!buffer) return hg_fail(HG_ERR_NOMEM, "feature cache: out of memory");
     hg_status s = HG_OK;
-    if (!h || !buffer) s = hg_fail(HG_ERR_NOMEM, "feature cache: out of memory");
-    else if (ftruncate(fd, (off_t)total) != 0)
-        s = hg_fail(HG_ERR_IO, "feature cache %s: cannot size to %zu bytes: %s", tmp, total, strerror(errno));
     Tensor *maps[FEATURE_CACHE_MAX_LEVELS] = {0};
-    for (int64_t i = 0; s == HG_OK && i < shape->images; i++) {
+    for (int64_t i = first; s == HG_OK && i < end; i++) {
         s = produce(produce_context, i, maps);
         for (int l = 0; s == HG_OK && l < shape->levels; l++) {
             const Tensor *m = maps[l];
@@ -191,32 +192,67 @@ static hg_status build(const char *path, const char *fingerprint, const FeatureC
             s = write_map(fd, tmp, offsets[l] + (size_t)i * per_image, m, half, buffer);
         }
         for (int l = 0; l < FEATURE_CACHE_MAX_LEVELS; l++) tensor_free(maps[l]), maps[l] = NULL;
-        if (s == HG_OK && progress) progress(progress_context, i + 1, shape->images);
+        if (s == HG_OK && progress) progress(progress_context, i + 1 - first, end - first);
     }
-    if (s == HG_OK) {
-        memcpy(h->magic, MAGIC, 8);
-        h->version = 1;
-        h->half = half;
-        h->levels = shape->levels;
-        h->images = shape->images;
-        for (int l = 0; l < shape->levels; l++) {
-            h->dims[l] = shape->dims[l];
-            h->heights[l] = shape->heights[l];
-            h->widths[l] = shape->widths[l];
-        }
-        snprintf(h->fingerprint, FINGERPRINT_BYTES, "%s", fingerprint);
-        /* the header goes last: a file with a valid header is complete */
-        if (pwrite(fd, h, HEADER_BYTES, 0) != HEADER_BYTES || fsync(fd) != 0)
-            s = hg_fail(HG_ERR_IO, "feature cache %s: cannot write header: %s", tmp, strerror(errno));
-    }
-    free(h);
     free(buffer);
-    if (close(fd) != 0 && s == HG_OK)
+    return s;
+}
+
+/* Writes the header (last: a file with a valid header is complete) and syncs. */
+static hg_status write_header(int fd, const char *tmp, const FeatureCacheShape *shape, bool half,
+                              const char *fingerprint) {
+    CacheHeader *h = calloc(1, HEADER_BYTES);
+    if (!h) return hg_fail(HG_ERR_NOMEM, "feature cache: out of memory");
+    memcpy(h->magic, MAGIC, 8);
+    h->version = 1;
+    h->half = half;
+    h->levels = shape->levels;
+    h->images = shape->images;
+    for (int l = 0; l < shape->levels; l++) {
+        h->dims[l] = shape->dims[l];
+        h->heights[l] = shape->heights[l];
+        h->widths[l] = shape->widths[l];
+    }
+    snprintf(h->fingerprint, FINGERPRINT_BYTES, "%s", fingerprint);
+    hg_status s = HG_OK;
+    if (pwrite(fd, h, HEADER_BYTES, 0) != HEADER_BYTES || fsync(fd) != 0)
+        s = hg_fail(HG_ERR_IO, "feature cache %s: cannot write header: %s", tmp, strerror(errno));
+    free(h);
+    return s;
+}
+
+/* Closes fd (a failed close loses data on some file systems). */
+static hg_status close_file(int fd, const char *tmp, hg_status s) {
+    if (fd >= 0 && close(fd) != 0 && s == HG_OK)
         s = hg_fail(HG_ERR_IO, "feature cache %s: close failed: %s", tmp, strerror(errno));
+    return s;
+}
+
+static hg_status build(const char *path, const char *fingerprint, const FeatureCacheShape *shape,
+                       bool half, FeatureProducer produce, void *produce_context,
+                       FeatureProgress progress, void *progress_context) {
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof tmp)
+        return hg_fail(HG_ERR_ARG, "feature cache: path too long");
+    size_t offsets[FEATURE_CACHE_MAX_LEVELS];
+    size_t total = layout(shape, half, offsets);
+    int fd = -1;
+    hg_status s = create_file(tmp, total, &fd);
+    if (fd < 0) return s;
+    if (s == HG_OK)
+        s = write_images(fd, tmp, shape, half, offsets, 0, shape->images, produce, produce_context, progress,
+                         progress_context);
+    if (s == HG_OK) s = write_header(fd, tmp, shape, half, fingerprint);
+    s = close_file(fd, tmp, s);
     if (s == HG_OK && rename(tmp, path) != 0)
         s = hg_fail(HG_ERR_IO, "feature cache %s: cannot rename into place: %s", path, strerror(errno));
     if (s != HG_OK) unlink(tmp);
     return s;
+}
+
+static bool is_current(const FeatureCache *c, const char *fingerprint, const FeatureCacheShape *shape,
+                        bool half) {
+    return c && c->half == half && same_shape(&c->shape, shape) && !strcmp(c->fingerprint, fingerprint);
 }
 
 FeatureCache *feature_cache_open_or_build(const char *path, const char *fingerprint,
@@ -230,14 +266,82 @@ FeatureCache *feature_cache_open_or_build(const char *path, const char *fingerpr
     }
     if (access(path, F_OK) == 0) {
         FeatureCache *c = map_file(path);
-        if (c && c->half == half && same_shape(&c->shape, shape) && !strcmp(c->fingerprint, fingerprint))
-            return c;
+        if (is_current(c, fingerprint, shape, half)) return c;
         feature_cache_close(c); /* stale or unreadable: rebuild */
         hg_clear_error();
     }
     if (build(path, fingerprint, shape, half, produce, produce_context, progress, progress_context) != HG_OK)
         return NULL;
     return map_file(path);
+}
+
+/* Every rank maps the finished file; any failure fails all. */
+static FeatureCache *map_on_every_rank(const char *path) {
+    FeatureCache *c = map_file(path);
+    if (comm_agree(c ? HG_OK : hg_last_status()) != HG_OK) {
+        feature_cache_close(c);
+        return NULL;
+    }
+    return c;
+}
+
+FeatureCache *feature_cache_open_or_build_shared(const char *path, const char *fingerprint,
+                                                 const FeatureCacheShape *shape, bool half,
+                                                 FeatureProducer produce, void *produce_context,
+                                                 FeatureProgress progress, void *progress_context) {
+    if (comm_size() == 1)
+        return feature_cache_open_or_build(path, fingerprint, shape, half, produce, produce_context, progress,
+                                           progress_context);
+    /* the same arguments on every rank: these checks agree by themselves */
+    if (check_shape(shape) != HG_OK) return NULL;
+    if (strlen(fingerprint) >= FINGERPRINT_BYTES) {
+        hg_fail(HG_ERR_ARG, "feature cache: fingerprint longer than %d bytes", FINGERPRINT_BYTES - 1);
+        return NULL;
+    }
+    const int rank = comm_rank(), ranks = comm_size();
+    /* rank 0 decides whether the cache is current, and names the temporary file */
+    int64_t decision[2] = {0, (int64_t)getpid()}; /* current, rank 0's pid */
+    if (rank == 0 && access(path, F_OK) == 0) {
+        FeatureCache *c = map_file(path);
+        decision[0] = is_current(c, fingerprint, shape, half);
+        feature_cache_close(c);
+        hg_clear_error();
+    }
+    if (comm_broadcast(decision, sizeof decision, 0) != HG_OK) return NULL;
+    if (decision[0]) return map_on_every_rank(path);
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.%lld", path, (long long)decision[1]) >= (int)sizeof tmp) {
+        hg_fail(HG_ERR_ARG, "feature cache: path too long");
+        return NULL;
+    }
+    size_t offsets[FEATURE_CACHE_MAX_LEVELS];
+    const size_t total = layout(shape, half, offsets);
+    int fd = -1;
+    hg_status s = rank == 0 ? create_file(tmp, total, &fd) : HG_OK;
+    s = comm_agree(s); /* the file exists at full size before anyone writes */
+    if (s == HG_OK && rank != 0) {
+        fd = open(tmp, O_RDWR | O_CLOEXEC);
+        if (fd < 0) s = hg_fail(HG_ERR_IO, "feature cache %s: cannot open: %s", tmp, strerror(errno));
+    }
+    if (s == HG_OK) {
+        const int64_t first = shape->images * rank / ranks, end = shape->images * (rank + 1) / ranks;
+        s = write_images(fd, tmp, shape, half, offsets, first, end, produce, produce_context, progress,
+                         progress_context);
+    }
+    /* every rank's regions are on disk before the header makes the file valid */
+    if (s == HG_OK && rank != 0 && fsync(fd) != 0)
+        s = hg_fail(HG_ERR_IO, "feature cache %s: sync failed: %s", tmp, strerror(errno));
+    if (rank != 0) s = close_file(fd, tmp, s), fd = -1;
+    s = comm_agree(s);
+    if (rank == 0) {
+        if (s == HG_OK) s = write_header(fd, tmp, shape, half, fingerprint);
+        s = close_file(fd, tmp, s);
+        if (s == HG_OK && rename(tmp, path) != 0)
+            s = hg_fail(HG_ERR_IO, "feature cache %s: cannot rename into place: %s", path, strerror(errno));
+        if (s != HG_OK) unlink(tmp);
+    }
+    if (comm_agree(s) != HG_OK) return NULL;
+    return map_on_every_rank(path);
 }
 
 const FeatureCacheShape *feature_cache_shape(const FeatureCache *c) {

@@ -40,6 +40,21 @@ FeatureCache *feature_cache_open_or_build(const char *path, const char *fingerpr
                                           const FeatureCacheShape *shape, bool half,
                                           FeatureProducer produce, void *produce_context,
                                           FeatureProgress progress, void *progress_context);
+/* The same, collective over the ranks of pipeline/comm.h (every rank calls
+ * it with the same arguments). Rank 0 decides whether the cache is current;
+ * if not, rank r computes the maps of its contiguous share of the images,
+ * [r*n/N, (r+1)*n/N), and writes them into its own regions of one temporary
+ * file that rank 0 created at full size (path.tmp.PID of rank 0); after every
+ * rank has synced and closed it, rank 0 writes the header last and renames
+ * the file into place; then every rank maps it. `path` must be on a file
+ * system that every rank sees (one machine, or a shared one such as NFS).
+ * `progress` reports this rank's own share (done of its count). A failure on
+ * any rank fails every rank with that rank's message, and leaves no cache
+ * behind. With one process this is feature_cache_open_or_build. */
+FeatureCache *feature_cache_open_or_build_shared(const char *path, const char *fingerprint,
+                                                 const FeatureCacheShape *shape, bool half,
+                                                 FeatureProducer produce, void *produce_context,
+                                                 FeatureProgress progress, void *progress_context);
 /* Opens an existing cache (any fingerprint). */
 FeatureCache *feature_cache_open(const char *path);
 void feature_cache_close(FeatureCache *cache);

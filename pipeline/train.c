@@ -4,6 +4,8 @@
 #include <time.h>
 
 #include "models/positional.h"
+#include "pipeline/comm.h"
+#include "pipeline/data_parallel.h"
 #include "tensor/rng.h"
 
 static double seconds_since(const struct timespec *start) {
@@ -54,57 +56,101 @@ static hg_status check_cache(const Hgad *model, const FeatureCacheShape *shape) 
     return HG_OK;
 }
 
+/* torch 1.13's zero_grad keeps a (zero) gradient on every parameter that
+ * ever had one, and Adam keeps stepping those; a model loaded from a
+ * checkpoint has no gradients, so give one to every parameter the optimizer
+ * has stepped: a resumed run then continues exactly as the uninterrupted one. */
+static hg_status restore_zeroed_gradients(Hgad *model) {
+    const Optimizer *opt = model->optimizer;
+    for (int g = 0; g < opt->n_groups; g++)
+        for (int64_t i = 0; i < opt->groups[g].count; i++) {
+            const OptimParam *p = &opt->groups[g].params[i];
+            if (p->step == 0 || p->var->grad) continue;
+            p->var->grad = tensor_zeros_like(p->var->value);
+            if (!p->var->grad) return hg_last_status();
+        }
+    return HG_OK;
+}
+
 hg_status train_hgad(Hgad *model, const FeatureCache *cache, const int64_t *labels,
                      const TrainOptions *options, TrainCallback on_batch, EpochCallback on_epoch,
                      void *context) {
     const FeatureCacheShape *shape = feature_cache_shape(cache);
     const HgadConfig *c = &model->config;
     hg_status s = check_cache(model, shape);
-    if (s != HG_OK) return s;
-    for (int64_t i = 0; i < shape->images; i++)
+    for (int64_t i = 0; s == HG_OK && i < shape->images; i++)
         if (labels[i] < 0 || labels[i] >= c->classes)
-            return hg_fail(HG_ERR_ARG, "train: image %lld has class %lld, the model has %lld",
-                           (long long)i, (long long)labels[i], (long long)c->classes);
-    if (options->batch_images < 1) return hg_fail(HG_ERR_ARG, "train: batch must be positive");
+            s = hg_fail(HG_ERR_ARG, "train: image %lld has class %lld, the model has %lld", (long long)i,
+                        (long long)labels[i], (long long)c->classes);
+    if (s == HG_OK && options->batch_images < 1) s = hg_fail(HG_ERR_ARG, "train: batch must be positive");
     /* drop_last as the public DataLoader, but never fewer than one batch */
     const int64_t batch = options->batch_images < shape->images ? options->batch_images : shape->images;
-    const int64_t batches = shape->images / batch;
+    const int64_t batches = batch > 0 ? shape->images / batch : 0;
+    /* data parallel: this rank's images of every batch are [shard, shard + local) */
+    const int ranks = comm_size();
+    const int check_every = options->replica_check_every > 0 ? options->replica_check_every : 100;
+    int64_t shard = 0, local = batch;
+    if (s == HG_OK) s = dp_batch_shard(batch, &shard, &local);
+    if (s == HG_OK) s = restore_zeroed_gradients(model);
     LevelBuffers buffers = {0};
-    int64_t *order = malloc(sizeof(int64_t) * (size_t)shape->images);
-    s = order ? make_buffers(model, shape, batch, &buffers) : hg_fail(HG_ERR_NOMEM, "train: out of memory");
+    GradientBuffer gradients = {0};
+    int64_t *order = s == HG_OK ? malloc(sizeof(int64_t) * (size_t)shape->images) : NULL;
+    if (s == HG_OK) s = order ? make_buffers(model, shape, local, &buffers) : hg_fail(HG_ERR_NOMEM, "train: out of memory");
+    /* every rank reaches this point: a failure anywhere above stops all */
+    s = comm_agree(s);
+    /* replicas start equal (same seed or the same checkpoint) */
+    if (s == HG_OK) s = dp_check_replicas(model->params);
     HgadSchedule schedule = hgad_schedule_default(c->lr, c->meta_epochs);
     Rng rng = rng_new(options->seed);
-    /* a resumed run continues the same shuffling stream */
-    rng.counter = (uint64_t)options->first_meta_epoch * (uint64_t)c->sub_epochs * (uint64_t)shape->images * 2;
     struct timespec start;
     clock_gettime(CLOCK_MONOTONIC, &start);
     bool stop = false;
+    int64_t steps = 0;
     for (int e = options->first_meta_epoch; s == HG_OK && !stop && e < c->meta_epochs; e++) {
         for (int sub = 0; s == HG_OK && !stop && sub < c->sub_epochs; sub++) {
+            /* Each sub-epoch's shuffle starts at its own place of the stream
+             * (a permutation of n draws n - 1 values, rarely a few more), so
+             * that a resumed run shuffles as the uninterrupted one. */
+            rng.counter = ((uint64_t)e * (uint64_t)c->sub_epochs + (uint64_t)sub) * (uint64_t)shape->images * 2;
             rng_permutation(&rng, order, shape->images);
             for (int64_t b = 0; s == HG_OK && !stop && b < batches; b++) {
                 TrainEvent ev = {.meta_epoch = e, .meta_epochs = c->meta_epochs, .sub_epoch = sub,
                                  .sub_epochs = c->sub_epochs, .batch = b, .batches = batches};
                 ev.lr = hgad_schedule_lr(&schedule, e, b + sub * batches, batches * c->sub_epochs);
                 hgad_set_lr(model, ev.lr);
-                const int64_t *images = order + b * batch;
+                const int64_t *images = order + b * batch + shard;
                 for (int l = 0; s == HG_OK && l < c->levels; l++) {
                     const int64_t per_image = shape->heights[l] * shape->widths[l];
-                    for (int64_t k = 0; k < batch; k++)
+                    for (int64_t k = 0; k < local; k++)
                         for (int64_t r = 0; r < per_image; r++)
                             buffers.labels[l][k * per_image + r] = labels[images[k]];
-                    s = feature_cache_gather(cache, l, batch, images, buffers.x[l]);
+                    s = feature_cache_gather(cache, l, local, images, buffers.x[l]);
                     if (s == HG_OK)
-                        s = hgad_train_step(model, l, buffers.x[l], buffers.cond[l], buffers.labels[l],
-                                            e, &ev.level_losses[l]);
+                        s = hgad_compute_gradients(model, l, buffers.x[l], buffers.cond[l], buffers.labels[l],
+                                                   e, &ev.level_losses[l]);
+                    /* one process: exactly hgad_train_step */
+                    if (ranks > 1) {
+                        s = comm_agree(s);
+                        if (s == HG_OK) s = dp_average_gradients(model, l, &gradients, NULL);
+                    }
+                    if (s == HG_OK) s = hgad_apply_step(model);
                 }
+                if (s == HG_OK) s = dp_average_losses(ev.level_losses, c->levels);
                 ev.seconds = seconds_since(&start);
                 if (s == HG_OK && on_batch && !on_batch(context, &ev)) stop = true;
+                if (s == HG_OK && ranks > 1) {
+                    int64_t stops = stop;
+                    s = comm_allreduce_sum_int64(&stops, 1);
+                    stop = stops > 0;
+                }
+                if (s == HG_OK && ranks > 1 && ++steps % check_every == 0) s = dp_check_replicas(model->params);
             }
         }
-        if (s == HG_OK && !stop && on_epoch) s = on_epoch(context, e);
+        if (s == HG_OK && !stop) s = dp_check_replicas(model->params);
+        if (s == HG_OK && !stop && on_epoch) s = comm_agree(on_epoch(context, e));
     }
     free_buffers(&buffers);
+    gradient_buffer_free(&gradients);
     free(order);
     return s;
 }

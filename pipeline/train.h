@@ -10,9 +10,10 @@
 #include "pipeline/feature_cache.h"
 
 typedef struct TrainOptions {
-    int batch_images; /* images per batch (the public code: 8) */
+    int batch_images; /* images per batch (the public code: 8); with several ranks the global batch */
     uint64_t seed;    /* shuffling */
     int first_meta_epoch; /* > 0 when resuming */
+    int replica_check_every; /* several ranks: batches between parameter checksums (0: 100) */
 } TrainOptions;
 
 typedef struct TrainEvent {
@@ -29,7 +30,18 @@ typedef bool (*TrainCallback)(void *context, const TrainEvent *event);
 /* Called after every meta epoch, e.g. to write a checkpoint. */
 typedef hg_status (*EpochCallback)(void *context, int meta_epoch);
 
-/* labels[i] is the class (category index) of cached image i. */
+/* labels[i] is the class (category index) of cached image i.
+ *
+ * Collective over the ranks of pipeline/comm.h (data parallel,
+ * pipeline/data_parallel.h): every rank passes the same model, cache, labels
+ * and options; each takes its share of every batch (the batch must be a
+ * multiple of the number of ranks), gradients are averaged, and the replicas'
+ * parameters are compared by checksum at the start, every
+ * replica_check_every batches and at the end of every meta epoch. Every rank
+ * gets the callbacks, with the loss values of the global batch; a failure on
+ * any rank (including in on_epoch) stops every rank with that rank's message,
+ * and a stop asked by on_batch on any rank stops them all. With one process
+ * this is plain training, unchanged. */
 hg_status train_hgad(Hgad *model, const FeatureCache *cache, const int64_t *labels,
                      const TrainOptions *options, TrainCallback on_batch, EpochCallback on_epoch,
                      void *context);

@@ -21,11 +21,12 @@
 #include "tensor/gemm_internal.h"
 
 /* Blocking for a core with 48 KB L1d, 1 MB L2 and a shared L3 (tuned on
- * AMD Zen 5, good on other AVX2 parts): a KC x NR B panel (24 KB) stays in L1,
- * the MC x KC A block (~500 KB) in L2, the KC x NC B slice in L3. */
-static int64_t g_mc = 336; /* multiple of GEMM_MR */
-static int64_t g_kc = 384;
-static int64_t g_nc = 4096; /* multiple of GEMM_NR */
+ * AMD Zen 5): a KC x NR B panel (32 KB) stays in L1 next to the 6 x KC A
+ * panel, the MC x KC A block (~700 KB) in L2, the KC x NC B slice in L3.
+ * K is cut into equal blocks of at most KC (k = 712 gives 2 x 356). */
+static const int64_t g_mc = 336; /* multiple of GEMM_MR */
+static const int64_t g_kc = 512;
+static const int64_t g_nc = 4096; /* multiple of GEMM_NR */
 
 /* Below this many multiply-adds one thread is faster than a team of two
  * (measured: 2 threads win from about 64 x 64 x 64 on). */
