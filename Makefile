@@ -220,6 +220,10 @@ test-mpi: $(MPI_TEST_BIN) $(HGAD)
 	@MPIRUN="$(MPIRUN)" sh tests/mpi/run.sh $(BUILD) $(MPI_TEST_BIN)
 
 # steps/s of data-parallel training at 1 and 2 ranks, 1 thread each
-bench-mpi: $(BUILD)/bench/bench_mpi_step
+$(BUILD)/bench/mpi/bench_mpi_step: bench/mpi/bench_mpi_step.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(COMPILE) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
+
+bench-mpi: $(BUILD)/bench/mpi/bench_mpi_step
 	@if [ "$(MPI)" != 1 ]; then echo "bench-mpi: run it as 'make MPI=1 bench-mpi'"; exit 2; fi
 	@MPIRUN="$(MPIRUN)" sh bench/bench_mpi.sh $(BUILD)

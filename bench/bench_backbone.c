@@ -77,7 +77,8 @@ static Timing run_case(BackboneKind kind, int size, int reps) {
             fprintf(stderr, "bench_backbone: %s\n", hg_last_error());
             return failed;
         }
-        double t = now_seconds(CLOCK_MONOTONIC) - t0, c = now_seconds(CLOCK_PROCESS_CPUTIME_ID) - c0;
+        double t = now_seconds(CLOCK_MONOTONIC) - t0,
+               c = now_seconds(CLOCK_PROCESS_CPUTIME_ID) - c0;
         tensor_free(y);
         if (r >= 0 && t * 1e3 < best.ms) best.ms = t * 1e3;
         if (r >= 0 && c * 1e3 < best.cpu_ms) best.cpu_ms = c * 1e3;

@@ -17,10 +17,11 @@ static void print_model(const char *path, const Hgad *m) {
     const HgadConfig *c = &m->config;
     printf("audit of %s\n  %d levels (D =", path, c->levels);
     for (int l = 0; l < c->levels; l++) printf(" %lld", (long long)c->dims[l]);
-    printf("), condition %lld, %d coupling blocks, clamp %g%s, prior %s, %lld classes", (long long)c->cond_dim,
-           c->coupling_blocks, c->clamp, c->new_clamp ? " (new clamp)" : "", prior_names[c->prior],
-           (long long)c->classes);
-    if (c->prior == PRIOR_HIERARCHICAL) printf(", %lld intra-class centers", (long long)c->intra_centers);
+    printf("), condition %lld, %d coupling blocks, clamp %g%s, prior %s, %lld classes",
+           (long long)c->cond_dim, c->coupling_blocks, c->clamp, c->new_clamp ? " (new clamp)" : "",
+           prior_names[c->prior], (long long)c->classes);
+    if (c->prior == PRIOR_HIERARCHICAL)
+        printf(", %lld intra-class centers", (long long)c->intra_centers);
     printf(", %lld parameters\n", (long long)param_set_numel(m->params, true));
 }
 
@@ -30,24 +31,28 @@ static void print_checks(const HgadAudit *a) {
         const HgadAuditCheck *c = &a->checks[i];
         if (c->level != level) {
             level = c->level;
-            if (level < 0) printf("\nmodel:\n");
-            else printf("\nlevel %d:\n", level);
+            if (level < 0)
+                printf("\nmodel:\n");
+            else
+                printf("\nlevel %d:\n", level);
         }
-        printf("  %-16s %-4s %10.3g (tolerance %.3g)  %s\n", c->name, c->passed ? "ok" : "FAIL", c->value,
-               c->tolerance, c->detail);
+        printf("  %-16s %-4s %10.3g (tolerance %.3g)  %s\n", c->name, c->passed ? "ok" : "FAIL",
+               c->value, c->tolerance, c->detail);
     }
 }
 
 static void print_stats(const HgadAudit *a) {
     printf("\nparameters and buffers (blocks of a flow pooled as module_list.*):\n");
-    printf("  %-44s %7s %10s %11s %11s %11s %11s %s\n", "group", "tensors", "values", "mean", "std", "min",
-           "max", "non-finite");
+    printf("  %-44s %7s %10s %11s %11s %11s %11s %s\n", "group", "tensors", "values", "mean", "std",
+           "min", "max", "non-finite");
     for (int k = 0; k < a->n_groups; k++) {
         const HgadParamStats *g = &a->groups[k];
         printf("  %-44s %7lld %10lld %11.4g %11.4g %11.4g %11.4g", g->group, (long long)g->tensors,
                (long long)g->count, g->mean, g->std, g->min, g->max);
-        if (g->nan || g->inf) printf(" %lld NaN, %lld Inf", (long long)g->nan, (long long)g->inf);
-        else printf(" 0");
+        if (g->nan || g->inf)
+            printf(" %lld NaN, %lld Inf", (long long)g->nan, (long long)g->inf);
+        else
+            printf(" 0");
         printf("\n");
     }
 }
@@ -65,14 +70,15 @@ int cmd_audit(int argc, char **argv) {
     CliArgs args;
     if (!cli_parse(NAME, argc, argv, options, n_options, &args)) return 2;
     if (args.help) {
-        cli_print_help(NAME, "--checkpoint CKPT [--samples N] [--seed S]",
-                       "Checks each level's flow and prior numerically: inverse consistency\n"
-                       "max|f^-1(f(x)) - x| on random normal x with the positional condition, the\n"
-                       "log-det against log|det J| of the central-difference Jacobian, finite-difference\n"
-                       "gradient checks of the loss terms (prior parameters, one block's global_scale),\n"
-                       "and that no parameter is NaN or Inf; prints statistics of every parameter group.\n"
-                       "Exits with 1 when a check fails.",
-                       options, n_options);
+        cli_print_help(
+            NAME, "--checkpoint CKPT [--samples N] [--seed S]",
+            "Checks each level's flow and prior numerically: inverse consistency\n"
+            "max|f^-1(f(x)) - x| on random normal x with the positional condition, the\n"
+            "log-det against log|det J| of the central-difference Jacobian, finite-difference\n"
+            "gradient checks of the loss terms (prior parameters, one block's global_scale),\n"
+            "and that no parameter is NaN or Inf; prints statistics of every parameter group.\n"
+            "Exits with 1 when a check fails.",
+            options, n_options);
         cli_args_free(&args);
         return 0;
     }
@@ -80,7 +86,8 @@ int cmd_audit(int argc, char **argv) {
     Hgad *model = NULL;
     HgadAudit audit = {0};
     HgadAuditOptions o = hgad_audit_default_options();
-    int64_t samples = o.samples, vectors = o.jacobian_vectors, rows = o.gradcheck_rows, seed = 0, threads = 0;
+    int64_t samples = o.samples, vectors = o.jacobian_vectors, rows = o.gradcheck_rows, seed = 0,
+            threads = 0;
     const char *ckpt = cli_get(&args, "checkpoint");
     if (args.n_positional) {
         rc = cli_error(NAME, "unexpected argument '%s'", args.positional[0]);
@@ -112,8 +119,8 @@ int cmd_audit(int argc, char **argv) {
     }
     print_checks(&audit);
     print_stats(&audit);
-    printf("\nresult: %s (%d of %d checks failed)\n", audit.failures ? "FAIL" : "PASS", audit.failures,
-           audit.n_checks);
+    printf("\nresult: %s (%d of %d checks failed)\n", audit.failures ? "FAIL" : "PASS",
+           audit.failures, audit.n_checks);
     fflush(stdout);
     rc = audit.failures ? 1 : 0;
 done:

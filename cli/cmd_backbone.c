@@ -112,11 +112,12 @@ int cmd_classify(int argc, char **argv) {
     CliArgs args;
     if (!cli_parse(NAME, argc, argv, options, n_options, &args)) return 2;
     if (args.help) {
-        cli_print_help(NAME, "--weights W [--labels L] [--top K] IMAGE...",
-                       "Classifies each image (PNG, JPEG or BMP): RGB, bilinear resize to 224x224,\n"
-                       "the backbone's input normalization ([-1, 1] for mobilenet_v2), then prints\n"
-                       "the top-K softmax probabilities with class index and label.",
-                       options, n_options);
+        cli_print_help(
+            NAME, "--weights W [--labels L] [--top K] IMAGE...",
+            "Classifies each image (PNG, JPEG or BMP): RGB, bilinear resize to 224x224,\n"
+            "the backbone's input normalization ([-1, 1] for mobilenet_v2), then prints\n"
+            "the top-K softmax probabilities with class index and label.",
+            options, n_options);
         cli_args_free(&args);
         return 0;
     }
@@ -181,8 +182,10 @@ static int parse_taps(const char *s, int *taps) {
         long v = strtol(s, &end, 10);
         if (end == s || v < 0 || v >= BACKBONE_MAX_TAPS || n == BACKBONE_MAX_TAPS) return -1;
         taps[n++] = (int)v;
-        if (*end == ',') end++;
-        else if (*end) return -1;
+        if (*end == ',')
+            end++;
+        else if (*end)
+            return -1;
         s = end;
     }
     return n;
@@ -202,12 +205,13 @@ int cmd_backbone_run(int argc, char **argv) {
     CliArgs args;
     if (!cli_parse(NAME, argc, argv, options, n_options, &args)) return 2;
     if (args.help) {
-        cli_print_help(NAME, "--backbone NAME --weights W --input IN --output OUT [--taps i,j]",
-                       "Runs the backbone on the tensor 'input' of IN (no preprocessing) and writes\n"
-                       "the map of each tap as features.{tap}. Taps: tf_efficientnet_b6 0-3 (3 =\n"
-                       "stage 4, stride 16), resnets 0-3 (stem, layer1-3), mobilenet_v2 0-18\n"
-                       "(features.i). The output file is written only when everything succeeded.",
-                       options, n_options);
+        cli_print_help(
+            NAME, "--backbone NAME --weights W --input IN --output OUT [--taps i,j]",
+            "Runs the backbone on the tensor 'input' of IN (no preprocessing) and writes\n"
+            "the map of each tap as features.{tap}. Taps: tf_efficientnet_b6 0-3 (3 =\n"
+            "stage 4, stride 16), resnets 0-3 (stem, layer1-3), mobilenet_v2 0-18\n"
+            "(features.i). The output file is written only when everything succeeded.",
+            options, n_options);
         cli_args_free(&args);
         return 0;
     }
@@ -225,7 +229,8 @@ int cmd_backbone_run(int argc, char **argv) {
         goto done;
     }
     if (!name || !weights || !in_path || !out_path) {
-        rc = cli_error(NAME, "--backbone, --weights, --input and --output are required (see --help)");
+        rc = cli_error(NAME,
+                       "--backbone, --weights, --input and --output are required (see --help)");
         goto done;
     }
     if (backbone_kind_from_name(name, &kind) != HG_OK) {

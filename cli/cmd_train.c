@@ -42,6 +42,9 @@ static CliOption train_options[] = {
     {"no-mi", false, "ablation: drop the mutual-information loss", NULL},
     {"no-entropy", false, "ablation: drop the entropy loss", NULL},
     {"centers-lr-x3", false, "give the class centers 3x the learning rate", NULL},
+    {"adam-betas", true, "Adam betas b1,b2 (default 0.95,0.99; CFLOW-AD: 0.9,0.999)", NULL},
+    {"weight-decay", true, "L2 weight decay of the flows (default 1e-4; CFLOW-AD: 0)", NULL},
+    {"per-category", false, "one model per category (CFLOW-AD): --categories names one", NULL},
     {"cache-half", false, "store cached features as float16", NULL},
     {"threads", true, "OpenMP threads (default: all cores)", NULL},
     {"seed", true, "random seed (default 0)", NULL},
@@ -151,7 +154,7 @@ int cmd_train(int argc, char **argv) {
         goto done;
     int64_t img = 256, msk = 0, levels = 3, epochs = 25, sub_epochs = 8, batch = 8, blocks = 12;
     int64_t cond_dim = 256, centers = 10, threads = 0, seed = 0;
-    double lr = 2e-4, clamp = 1.9;
+    double lr = 2e-4, clamp = 1.9, weight_decay = 1e-4, beta1 = 0.95, beta2 = 0.99;
     int prior_kind, encoder_mode;
     static const char *const priors[] = {"hierarchical", "inter-class", "gaussian"};
     static const char *const encoders[] = {"multiscale", "multilayer"};
@@ -168,11 +171,20 @@ int cmd_train(int argc, char **argv) {
         !cli_get_int(NAME, &args, "seed", 0, INT64_MAX, &seed) ||
         !cli_get_double(NAME, &args, "lr", 1e-12, 10, &lr) ||
         !cli_get_double(NAME, &args, "clamp", 1e-3, 100, &clamp) ||
+        !cli_get_double(NAME, &args, "weight-decay", 0, 1, &weight_decay) ||
         enum_option(&args, "prior", priors, 3, 0, &prior_kind) ||
         enum_option(&args, "encoder", encoders, 2, 0, &encoder_mode))
         goto done;
     if (cond_dim % 4) {
         rc = cli_error(NAME, "--cond-dim %lld is not a multiple of 4", (long long)cond_dim);
+        goto done;
+    }
+    char betas_end;
+    if (cli_get(&args, "adam-betas") &&
+        (sscanf(cli_get(&args, "adam-betas"), "%lf,%lf%c", &beta1, &beta2, &betas_end) != 2 ||
+         !(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1))) {
+        rc = cli_error(NAME, "--adam-betas %s: expected b1,b2 in [0, 1)",
+                       cli_get(&args, "adam-betas"));
         goto done;
     }
     if (!msk) msk = img;
@@ -183,6 +195,13 @@ int cmd_train(int argc, char **argv) {
     data = cli_open_dataset(NAME, cli_get(&args, "dataset"), cli_get(&args, "root"),
                             cli_get(&args, "categories"), SPLIT_TRAIN);
     if (!data) goto done;
+    if (cli_get(&args, "per-category") && data->n_categories != 1) {
+        rc = cli_error(NAME,
+                       "per-category: this configuration trains one model per category, got %d "
+                       "categories (name one with --categories; 'hgad zoo' trains each)",
+                       data->n_categories);
+        goto done;
+    }
     if (data->n_categories > DETECTOR_MAX_CLASSES) {
         rc = cli_error(NAME, "%d categories; at most %d are supported", data->n_categories, DETECTOR_MAX_CLASSES);
         goto done;
@@ -253,6 +272,9 @@ int cmd_train(int argc, char **argv) {
         config.use_mi = !cli_get(&args, "no-mi");
         config.use_entropy = !cli_get(&args, "no-entropy");
         config.centers_lr_x3 = cli_get(&args, "centers-lr-x3") != NULL;
+        config.beta1 = beta1;
+        config.beta2 = beta2;
+        config.flow_weight_decay = weight_decay;
         config.lr = lr;
         config.meta_epochs = (int)epochs;
         config.sub_epochs = (int)sub_epochs;

@@ -13,5 +13,6 @@ int cmd_predict(int argc, char **argv);
 int cmd_classify(int argc, char **argv);     /* cli/cmd_backbone.c */
 int cmd_backbone_run(int argc, char **argv); /* cli/cmd_backbone.c */
 int cmd_audit(int argc, char **argv);
+int cmd_zoo(int argc, char **argv);
 
 #endif

@@ -19,6 +19,7 @@ static const Command commands[] = {
     {"weights-info", cmd_weights_info, "list the tensors and metadata of a safetensors file"},
     {"flow-run", cmd_flow_run, "run one level's flow and prior of a checkpoint on given vectors"},
     {"audit", cmd_audit, "check a checkpoint numerically: inverses, log-dets, gradients, parameters"},
+    {"zoo", cmd_zoo, "train and evaluate the model zoo (HGAD, CFLOW-AD, ablations) into one table"},
 };
 static const int command_count = (int)(sizeof commands / sizeof commands[0]);
 
@@ -43,8 +44,8 @@ static int run_command(const Command *c, int argc, char **argv) {
         comm_end_solo();
     }
     /* the other ranks learn the outcome and end with it */
-    if (comm_agree(rc ? hg_fail(HG_ERR_ARG, "hgad %s failed (exit %d)", c->name, rc) : HG_OK) != HG_OK && !rc)
-        rc = 1;
+    hg_status s = rc ? hg_fail(HG_ERR_ARG, "hgad %s failed (exit %d)", c->name, rc) : HG_OK;
+    if (comm_agree(s) != HG_OK && !rc) rc = 1;
     return rc;
 }
 
@@ -58,7 +59,8 @@ static int run(int argc, char **argv) {
         return 0;
     }
     for (int i = 0; i < command_count; i++)
-        if (!strcmp(argv[1], commands[i].name)) return run_command(&commands[i], argc - 1, argv + 1);
+        if (!strcmp(argv[1], commands[i].name))
+            return run_command(&commands[i], argc - 1, argv + 1);
     fprintf(stderr, "hgad: unknown command '%s' (run 'hgad --help' for the list)\n", argv[1]);
     return 2;
 }

@@ -9,8 +9,8 @@
 #include "nn/resize.h"
 #include "nn/safetensors.h"
 
-static const char *const KIND_NAMES[BACKBONE_KIND_COUNT] = {
-    "tf_efficientnet_b6", "wide_resnet50_2", "resnet18", "mobilenet_v2"};
+static const char *const KIND_NAMES[BACKBONE_KIND_COUNT] = {"tf_efficientnet_b6", "wide_resnet50_2",
+                                                            "resnet18", "mobilenet_v2"};
 
 const char *backbone_kind_name(BackboneKind kind) {
     return (unsigned)kind < BACKBONE_KIND_COUNT ? KIND_NAMES[kind] : "unknown";
@@ -29,7 +29,8 @@ hg_status backbone_kind_from_name(const char *name, BackboneKind *kind) {
 }
 
 BackboneNorm backbone_input_norm(BackboneKind kind) {
-    if (kind == BACKBONE_MOBILENET_V2) return (BackboneNorm){{0.5f, 0.5f, 0.5f}, {0.5f, 0.5f, 0.5f}};
+    if (kind == BACKBONE_MOBILENET_V2)
+        return (BackboneNorm){{0.5f, 0.5f, 0.5f}, {0.5f, 0.5f, 0.5f}};
     return (BackboneNorm){{0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f}};
 }
 
@@ -42,21 +43,31 @@ static const BackboneTap WIDE_TAPS[] = {
 static const BackboneTap R18_TAPS[] = {
     {"relu", 2, 64}, {"layer1", 4, 64}, {"layer2", 8, 128}, {"layer3", 16, 256}};
 static const BackboneTap MOBILENET_TAPS[] = {
-    {"features.0", 2, 32},   {"features.1", 2, 16},   {"features.2", 4, 24},
-    {"features.3", 4, 24},   {"features.4", 8, 32},   {"features.5", 8, 32},
-    {"features.6", 8, 32},   {"features.7", 16, 64},  {"features.8", 16, 64},
-    {"features.9", 16, 64},  {"features.10", 16, 64}, {"features.11", 16, 96},
-    {"features.12", 16, 96}, {"features.13", 16, 96}, {"features.14", 32, 160},
+    {"features.0", 2, 32},    {"features.1", 2, 16},    {"features.2", 4, 24},
+    {"features.3", 4, 24},    {"features.4", 8, 32},    {"features.5", 8, 32},
+    {"features.6", 8, 32},    {"features.7", 16, 64},   {"features.8", 16, 64},
+    {"features.9", 16, 64},   {"features.10", 16, 64},  {"features.11", 16, 96},
+    {"features.12", 16, 96},  {"features.13", 16, 96},  {"features.14", 32, 160},
     {"features.15", 32, 160}, {"features.16", 32, 160}, {"features.17", 32, 320},
     {"features.18", 32, 1280}};
 
 static const BackboneTap *tap_table(BackboneKind kind, int *count) {
     switch (kind) {
-    case BACKBONE_TF_EFFICIENTNET_B6: *count = 4; return EFFNET_TAPS;
-    case BACKBONE_WIDE_RESNET50_2: *count = 4; return WIDE_TAPS;
-    case BACKBONE_RESNET18: *count = 4; return R18_TAPS;
-    case BACKBONE_MOBILENET_V2: *count = 19; return MOBILENET_TAPS;
-    default: *count = 0; return NULL;
+    case BACKBONE_TF_EFFICIENTNET_B6:
+        *count = 4;
+        return EFFNET_TAPS;
+    case BACKBONE_WIDE_RESNET50_2:
+        *count = 4;
+        return WIDE_TAPS;
+    case BACKBONE_RESNET18:
+        *count = 4;
+        return R18_TAPS;
+    case BACKBONE_MOBILENET_V2:
+        *count = 19;
+        return MOBILENET_TAPS;
+    default:
+        *count = 0;
+        return NULL;
     }
 }
 
@@ -91,7 +102,9 @@ hg_status backbone_tap_size(BackboneKind kind, int tap, int64_t h, int64_t w, in
 
 int backbone_default_taps(BackboneKind kind, int taps[BACKBONE_MAX_TAPS]) {
     switch (kind) {
-    case BACKBONE_TF_EFFICIENTNET_B6: taps[0] = 3; return 1;
+    case BACKBONE_TF_EFFICIENTNET_B6:
+        taps[0] = 3;
+        return 1;
     case BACKBONE_WIDE_RESNET50_2:
     case BACKBONE_RESNET18:
         taps[0] = 1, taps[1] = 2, taps[2] = 3;
@@ -99,7 +112,8 @@ int backbone_default_taps(BackboneKind kind, int taps[BACKBONE_MAX_TAPS]) {
     case BACKBONE_MOBILENET_V2:
         taps[0] = 6, taps[1] = 13, taps[2] = 17;
         return 3;
-    default: return 0;
+    default:
+        return 0;
     }
 }
 
@@ -125,10 +139,18 @@ Backbone *backbone_new(BackboneKind kind) {
     param_set_train(bb->params, false);
     hg_status s;
     switch (kind) {
-    case BACKBONE_TF_EFFICIENTNET_B6: s = backbone_build_efficientnet(bb); break;
-    case BACKBONE_WIDE_RESNET50_2: s = backbone_build_resnet(bb, true); break;
-    case BACKBONE_RESNET18: s = backbone_build_resnet(bb, false); break;
-    default: s = backbone_build_mobilenet(bb); break;
+    case BACKBONE_TF_EFFICIENTNET_B6:
+        s = backbone_build_efficientnet(bb);
+        break;
+    case BACKBONE_WIDE_RESNET50_2:
+        s = backbone_build_resnet(bb, true);
+        break;
+    case BACKBONE_RESNET18:
+        s = backbone_build_resnet(bb, false);
+        break;
+    default:
+        s = backbone_build_mobilenet(bb);
+        break;
     }
     if (s != HG_OK) {
         backbone_free(bb);
@@ -171,8 +193,8 @@ static bool is_float_dtype(SafetensorsDtype d) {
 static void entry_shape_str(const SafetensorsEntry *e, char *buf, size_t size) {
     size_t used = (size_t)snprintf(buf, size, "[");
     for (int i = 0; i < e->ndim && used < size; i++)
-        used += (size_t)snprintf(buf + used, size - used, i ? ",%lld" : "%lld",
-                                 (long long)e->shape[i]);
+        used +=
+            (size_t)snprintf(buf + used, size - used, i ? ",%lld" : "%lld", (long long)e->shape[i]);
     if (used < size) snprintf(buf + used, size - used, "]");
 }
 
@@ -212,13 +234,15 @@ static hg_status validate_file(const Backbone *bb, const SafetensorsFile *f, con
         }
     }
     if (n_missing)
-        return hg_fail(HG_ERR_FORMAT, "%s: tensor '%s' is missing (%lld of the %lld tensors of %s "
-                                      "are not in the file)",
+        return hg_fail(HG_ERR_FORMAT,
+                       "%s: tensor '%s' is missing (%lld of the %lld tensors of %s "
+                       "are not in the file)",
                        path, first_missing, (long long)n_missing,
                        (long long)param_set_size(bb->params), arch);
     if (n_optional_missing && n_optional_missing != n_optional)
-        return hg_fail(HG_ERR_FORMAT, "%s: tensor '%s' is missing (the head of %s must be complete "
-                                      "or absent)",
+        return hg_fail(HG_ERR_FORMAT,
+                       "%s: tensor '%s' is missing (the head of %s must be complete "
+                       "or absent)",
                        path, first_optional_missing, arch);
     *head_present = n_optional_missing == 0;
     for (int i = 0; i < safetensors_count(f); i++) {
@@ -351,7 +375,8 @@ hg_status encoder_spec_check(BackboneKind kind, const EncoderSpec *spec, int64_t
         hg_status s = backbone_tap_info(kind, spec->taps[l], NULL);
         if (s != HG_OK) return s;
     }
-    if (spec->mode == ENCODER_MULTISCALE && ((h >> (spec->levels - 1)) < 1 || (w >> (spec->levels - 1)) < 1))
+    if (spec->mode == ENCODER_MULTISCALE &&
+        ((h >> (spec->levels - 1)) < 1 || (w >> (spec->levels - 1)) < 1))
         return hg_fail(HG_ERR_SHAPE, "encoder: a %lldx%lld input is too small for %d scales",
                        (long long)h, (long long)w, spec->levels);
     return HG_OK;
@@ -371,14 +396,14 @@ hg_status encoder_level_shape(BackboneKind kind, const EncoderSpec *spec, int64_
     return backbone_tap_size(kind, tap, scales ? h >> level : h, scales ? w >> level : w, oh, ow);
 }
 
-hg_status backbone_encode(Backbone *bb, const EncoderSpec *spec, const Tensor *x,
-                          Tensor **levels) {
+hg_status backbone_encode(Backbone *bb, const EncoderSpec *spec, const Tensor *x, Tensor **levels) {
     if (!bb || !levels) return hg_fail(HG_ERR_ARG, "backbone_encode: backbone or output is NULL");
     for (int l = 0; spec && l < spec->levels && l < BACKBONE_MAX_LEVELS; l++) levels[l] = NULL;
     hg_status s = check_input(bb, x, "backbone_encode");
     if (s == HG_OK) s = encoder_spec_check(bb->kind, spec, x->shape[2], x->shape[3]);
     if (s != HG_OK) return s;
-    if (spec->mode == ENCODER_MULTILAYER) return backbone_forward(bb, x, spec->levels, spec->taps, levels);
+    if (spec->mode == ENCODER_MULTILAYER)
+        return backbone_forward(bb, x, spec->levels, spec->taps, levels);
     /* HGAD's Encoder: F.interpolate(x, size=(S >> l, S >> l), bilinear, align_corners=True). */
     for (int l = 0; s == HG_OK && l < spec->levels; l++) {
         Tensor *xl = l == 0 ? tensor_ref(x)

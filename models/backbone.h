@@ -149,7 +149,6 @@ hg_status encoder_spec_check(BackboneKind kind, const EncoderSpec *spec, int64_t
 hg_status encoder_level_shape(BackboneKind kind, const EncoderSpec *spec, int64_t h, int64_t w,
                               int level, int64_t *channels, int64_t *oh, int64_t *ow);
 /* levels[0 .. spec->levels) receive new tensors [N, C_l, H_l, W_l]; all NULL on failure. */
-hg_status backbone_encode(Backbone *bb, const EncoderSpec *spec, const Tensor *x,
-                          Tensor **levels);
+hg_status backbone_encode(Backbone *bb, const EncoderSpec *spec, const Tensor *x, Tensor **levels);
 
 #endif

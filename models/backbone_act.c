@@ -45,12 +45,24 @@ double act_span(float *x, int64_t n, float bias, const float *residual, Activati
         return act_span_silu_avx2(x, n, bias, residual, want_sum);
     float sum = 0;
     switch (act) {
-    case ACT_RELU: SPAN_LOOP(v > 0.0f ? v : 0.0f); break;
-    case ACT_RELU6: SPAN_LOOP(v > 0.0f ? (v < 6.0f ? v : 6.0f) : 0.0f); break;
-    case ACT_SILU: SPAN_LOOP(v / (1.0f + expf(-v))); break;
-    case ACT_SIGMOID: SPAN_LOOP(1.0f / (1.0f + expf(-v))); break;
-    case ACT_TANH: SPAN_LOOP(tanhf(v)); break;
-    default: SPAN_LOOP(v); break;
+    case ACT_RELU:
+        SPAN_LOOP(v > 0.0f ? v : 0.0f);
+        break;
+    case ACT_RELU6:
+        SPAN_LOOP(v > 0.0f ? (v < 6.0f ? v : 6.0f) : 0.0f);
+        break;
+    case ACT_SILU:
+        SPAN_LOOP(v / (1.0f + expf(-v)));
+        break;
+    case ACT_SIGMOID:
+        SPAN_LOOP(1.0f / (1.0f + expf(-v)));
+        break;
+    case ACT_TANH:
+        SPAN_LOOP(tanhf(v));
+        break;
+    default:
+        SPAN_LOOP(v);
+        break;
     }
     return want_sum ? (double)sum : 0.0;
 }

@@ -1,7 +1,8 @@
-/* SiLU epilogue with AVX2/FMA: x * sigmoid(x) = x / (1 + exp(-x)), exp from a
- * degree-6 polynomial on the reduced argument (Cephes' expf coefficients,
- * about 2 ulp) and a Newton-refined reciprocal, so that the activation costs a few instructions per 8 values
- * instead of a libm call per value. */
+/* SiLU epilogue with AVX2/FMA: x * sigmoid(x) = x / (1 + exp(-x)), with exp
+ * from a degree-6 polynomial on the reduced argument (Cephes' expf
+ * coefficients, about 2 ulp) and the reciprocal from rcp + one Newton step, so
+ * that the activation costs a few instructions per 8 values instead of a libm
+ * call per value. */
 #include <immintrin.h>
 
 #include "models/backbone_internal.h"
@@ -21,7 +22,8 @@ static inline __m256 exp_ps(__m256 x) {
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
     p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    __m256i e =
+        _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
     return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }
 
@@ -48,7 +50,8 @@ double act_span_silu_avx2(float *x, int64_t n, float bias, const float *residual
         /* The tail through a zero-padded buffer, with the padding kept out of the sum. */
         float buf[8] = {0};
         int64_t rest = n - i;
-        for (int64_t j = 0; j < rest; j++) buf[j] = x[i + j] + bias + (residual ? residual[i + j] : 0);
+        for (int64_t j = 0; j < rest; j++)
+            buf[j] = x[i + j] + bias + (residual ? residual[i + j] : 0);
         _mm256_storeu_ps(buf, silu_ps(_mm256_loadu_ps(buf)));
         for (int64_t j = 0; j < rest; j++) x[i + j] = buf[j];
         for (int64_t j = rest; j < 8; j++) buf[j] = 0;

@@ -23,8 +23,8 @@ static const struct {
 /* Stage whose output is tap t (timm's feature_info: a map per stride). */
 static const int TAP_STAGE[4] = {0, 1, 2, 4};
 
-static const char *const IGNORED[] = {"blocks.5", "blocks.6", "conv_head", "bn2", "classifier",
-                                      NULL};
+static const char *const IGNORED[] = {"blocks.5", "blocks.6",   "conv_head",
+                                      "bn2",      "classifier", NULL};
 
 typedef struct EffBlock {
     bool ds, residual;
@@ -62,7 +62,8 @@ static hg_status add_block(Backbone *bb, EffBlock *b, int stage, int index, int6
                        EFF_BN_EPS, ACT_SILU);
         if (s == HG_OK) s = se_add(bb, &b->se, se, cin, reduced);
         snprintf(conv, sizeof conv, "%s.conv_pw", p), snprintf(bn, sizeof bn, "%s.bn2", p);
-        if (s == HG_OK) s = convbn_add(bb, &b->pwl, conv, bn, cout, cin, 1, one, EFF_BN_EPS, ACT_IDENTITY);
+        if (s == HG_OK)
+            s = convbn_add(bb, &b->pwl, conv, bn, cout, cin, 1, one, EFF_BN_EPS, ACT_IDENTITY);
         return s;
     }
     int64_t mid = cin * expand;
@@ -74,7 +75,8 @@ static hg_status add_block(Backbone *bb, EffBlock *b, int stage, int index, int6
                        EFF_BN_EPS, ACT_SILU);
     if (s == HG_OK) s = se_add(bb, &b->se, se, mid, reduced);
     snprintf(conv, sizeof conv, "%s.conv_pwl", p), snprintf(bn, sizeof bn, "%s.bn3", p);
-    if (s == HG_OK) s = convbn_add(bb, &b->pwl, conv, bn, cout, mid, 1, one, EFF_BN_EPS, ACT_IDENTITY);
+    if (s == HG_OK)
+        s = convbn_add(bb, &b->pwl, conv, bn, cout, mid, 1, one, EFF_BN_EPS, ACT_IDENTITY);
     return s;
 }
 

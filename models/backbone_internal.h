@@ -77,7 +77,8 @@ hg_status se_add(Backbone *bb, SqueezeExcite *se, const char *prefix, int64_t ch
 /* gates[n*C + c] for the N x C plane means of the block's activations. */
 hg_status se_gates(const SqueezeExcite *se, const float *means, int64_t n, float *gates);
 
-/* Registers a zero tensor of `shape` under `name` (a buffer when is_buffer). */
+/* Registers a tensor of `shape` filled with `fill` under `name` (a buffer when
+ * is_buffer); returns its value (owned by the ParamSet) or NULL. */
 Tensor *backbone_add_tensor(Backbone *bb, const char *name, int ndim, const int64_t *shape,
                             float fill, bool is_buffer);
 
@@ -87,7 +88,7 @@ Tensor *backbone_add_tensor(Backbone *bb, const char *name, int ndim, const int6
  * the sum of the results when want_sum (0 otherwise). */
 double act_span(float *x, int64_t n, float bias, const float *residual, Activation act,
                 bool want_sum);
-/* The AVX2/FMA version of act_span for ACT_SILU (portable otherwise). */
+/* act_span for ACT_SILU with AVX2/FMA; act_span uses it when the CPU has them. */
 double act_span_silu_avx2(float *x, int64_t n, float bias, const float *residual, bool want_sum);
 bool backbone_cpu_has_avx2(void);
 

@@ -45,8 +45,8 @@ hg_status convbn_add(Backbone *bb, ConvBn *u, const char *conv, const char *bn, 
     u->eps = eps;
     u->spec = spec;
     u->act = act;
-    hg_status s = add_named(bb, &u->weight, conv, "weight", 4, (int64_t[]){cout, cin_g, k, k}, 0.0f,
-                            false);
+    hg_status s =
+        add_named(bb, &u->weight, conv, "weight", 4, (int64_t[]){cout, cin_g, k, k}, 0.0f, false);
     if (s == HG_OK) s = add_named(bb, &u->bn_weight, bn, "weight", 1, &cout, 1.0f, false);
     if (s == HG_OK) s = add_named(bb, &u->bn_bias, bn, "bias", 1, &cout, 0.0f, false);
     if (s == HG_OK) s = add_named(bb, &u->bn_mean, bn, "running_mean", 1, &cout, 0.0f, true);
@@ -94,7 +94,8 @@ static hg_status check_residual(const Tensor *y, const Tensor *residual) {
     char sy[96], sr[96];
     if (residual && !tensor_same_shape(y, residual))
         return hg_fail(HG_ERR_SHAPE, "backbone: residual %s does not match the block output %s",
-                       tensor_shape_str(residual, sr, sizeof sr), tensor_shape_str(y, sy, sizeof sy));
+                       tensor_shape_str(residual, sr, sizeof sr),
+                       tensor_shape_str(y, sy, sizeof sy));
     return HG_OK;
 }
 

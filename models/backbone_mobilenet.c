@@ -13,14 +13,14 @@
 #include "models/backbone_internal.h"
 #include "tensor/gemm.h"
 
-#define MB_BLOCKS  17
-#define MB_HEAD    1280
-#define MB_BN_EPS  1e-5f
+#define MB_BLOCKS 17
+#define MB_HEAD   1280
+#define MB_BN_EPS 1e-5f
 
 /* (expansion t, channels c, repeats n, first stride s), torchvision's table. */
 static const struct {
     int t, c, n, s;
-} MB_ARCH[7] = {{1, 16, 1, 1}, {6, 24, 2, 2}, {6, 32, 3, 2}, {6, 64, 4, 2},
+} MB_ARCH[7] = {{1, 16, 1, 1}, {6, 24, 2, 2},  {6, 32, 3, 2}, {6, 64, 4, 2},
                 {6, 96, 3, 1}, {6, 160, 3, 2}, {6, 320, 1, 1}};
 
 static const char *const OPTIONAL[] = {"features.18", "classifier", NULL};
@@ -58,14 +58,16 @@ static hg_status add_block(Backbone *bb, MbBlock *b, int index, int64_t cin, int
     if (!b->expand) {
         hg_status s = unit(bb, &b->dw, index, "conv.0.0", "conv.0.1", cin, 1, 3,
                            spec_for(stride, 3, (int)cin), ACT_RELU6);
-        return s == HG_OK ? unit(bb, &b->pwl, index, "conv.1", "conv.2", cout, cin, 1, one, ACT_IDENTITY)
-                          : s;
+        return s == HG_OK
+                   ? unit(bb, &b->pwl, index, "conv.1", "conv.2", cout, cin, 1, one, ACT_IDENTITY)
+                   : s;
     }
     hg_status s = unit(bb, &b->pw, index, "conv.0.0", "conv.0.1", mid, cin, 1, one, ACT_RELU6);
     if (s == HG_OK)
-        s = unit(bb, &b->dw, index, "conv.1.0", "conv.1.1", mid, 1, 3, spec_for(stride, 3, (int)mid),
-                 ACT_RELU6);
-    if (s == HG_OK) s = unit(bb, &b->pwl, index, "conv.2", "conv.3", cout, mid, 1, one, ACT_IDENTITY);
+        s = unit(bb, &b->dw, index, "conv.1.0", "conv.1.1", mid, 1, 3,
+                 spec_for(stride, 3, (int)mid), ACT_RELU6);
+    if (s == HG_OK)
+        s = unit(bb, &b->pwl, index, "conv.2", "conv.3", cout, mid, 1, one, ACT_IDENTITY);
     return s;
 }
 
@@ -150,12 +152,12 @@ hg_status backbone_build_mobilenet(Backbone *bb) {
         s = convbn_add(bb, &net->head, "features.18.0", "features.18.1", MB_HEAD, cin, 1,
                        conv2d_spec(1, 0, 1, 1), MB_BN_EPS, ACT_RELU6);
     if (s == HG_OK &&
-        !(net->fc_weight = backbone_add_tensor(bb, "classifier.1.weight",
-                                               SHAPE(BACKBONE_MOBILENET_CLASSES, MB_HEAD), 0.0f, false)))
+        !(net->fc_weight = backbone_add_tensor(
+              bb, "classifier.1.weight", SHAPE(BACKBONE_MOBILENET_CLASSES, MB_HEAD), 0.0f, false)))
         s = hg_last_status();
     if (s == HG_OK &&
-        !(net->fc_bias = backbone_add_tensor(bb, "classifier.1.bias", SHAPE(BACKBONE_MOBILENET_CLASSES),
-                                             0.0f, false)))
+        !(net->fc_bias = backbone_add_tensor(bb, "classifier.1.bias",
+                                             SHAPE(BACKBONE_MOBILENET_CLASSES), 0.0f, false)))
         s = hg_last_status();
     return s;
 }

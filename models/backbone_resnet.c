@@ -49,7 +49,8 @@ static hg_status add_block(Backbone *bb, ResBlock *b, int layer, int index, int6
         int64_t width = planes * 2; /* wide_resnet50_2: width_per_group 128 = 2 x 64 */
         cout = planes * 4;
         s = add_unit(bb, &b->c1, p, "conv1", "bn1", width, cin, 1, 1, ACT_RELU);
-        if (s == HG_OK) s = add_unit(bb, &b->c2, p, "conv2", "bn2", width, width, 3, stride, ACT_RELU);
+        if (s == HG_OK)
+            s = add_unit(bb, &b->c2, p, "conv2", "bn2", width, width, 3, stride, ACT_RELU);
         if (s == HG_OK) s = add_unit(bb, &b->c3, p, "conv3", "bn3", cout, width, 1, 1, ACT_RELU);
     } else {
         cout = planes;
@@ -72,8 +73,8 @@ static Tensor *block_forward(const ResBlock *b, const Tensor *x) {
     }
     if (!t) return NULL;
     Tensor *identity = b->has_down ? convbn_forward(&b->down, x, NULL, NULL, NULL) : tensor_ref(x);
-    Tensor *out = identity ? convbn_forward(b->bottleneck ? &b->c3 : &b->c2, t, identity, NULL, NULL)
-                           : NULL;
+    Tensor *out =
+        identity ? convbn_forward(b->bottleneck ? &b->c3 : &b->c2, t, identity, NULL, NULL) : NULL;
     tensor_free(t);
     tensor_free(identity);
     return out;
@@ -115,7 +116,8 @@ hg_status backbone_build_resnet(Backbone *bb, bool wide) {
     const int repeats[RES_LAYERS] = {wide ? 3 : 2, wide ? 4 : 2, wide ? 6 : 2};
     int n_blocks = repeats[0] + repeats[1] + repeats[2];
     ResNet *net = calloc(1, sizeof *net + sizeof(ResBlock) * (size_t)n_blocks);
-    if (!net) return hg_fail(HG_ERR_NOMEM, "%s: out of memory", wide ? "wide_resnet50_2" : "resnet18");
+    if (!net)
+        return hg_fail(HG_ERR_NOMEM, "%s: out of memory", wide ? "wide_resnet50_2" : "resnet18");
     bb->arch = net;
     bb->run = run;
     bb->ignored_prefixes = IGNORED;

@@ -10,6 +10,14 @@ enum { RADIUS = 4, TAPS = 2 * RADIUS + 1 };
  * sharp edge crossing the cell about 3.5 (see the header), so 2 centres them. */
 static const float LOG_SHIFT = 2.0f;
 
+/* Whitening of the colour means. In natural images R, G and B (each already
+ * divided by its ImageNet std) correlate at about rho = 0.9, so the opponent
+ * axes are their principal axes, with spreads sqrt(1 + 2 rho) = 1.67 for L and
+ * sqrt(1 - rho) = 0.32 for O1, O2. Dividing by them gives chroma the same
+ * weight as brightness: a dark hole (chroma and brightness change) then stands
+ * out from a specular highlight (brightness only). */
+static const float LUMA_GAIN = 0.6f, CHROMA_GAIN = 3.0f;
+
 /* Sampled Gaussian (sigma 1) and its first and second derivatives, as
  * correlation kernels: for a ramp v(x) = x, d1 gives 1; for v = x^2 / 2, d2
  * gives 1 and a constant gives 0 (the sampled moments are corrected so that
@@ -144,10 +152,11 @@ static void halve(const float *in, int h, int w, float *out) {
 enum { SMOOTH_L, SMOOTH_O1, SMOOTH_O2, GRAD2, ORIENT_D, ORIENT_X, LAPLACE2, RIDGE2, COLOUR2,
        GRAD_MAG, QUANTITIES };
 
-/* The 10 channels of one scale from the opponent planes (3, h, w), written to
- * out (10, oh, ow). `work` holds 13 + QUANTITIES planes of h * w floats. */
-static void scale_channels(const float *opp, int h, int w, int cell, float noise, int oh, int ow,
-                           const Kernels *k, float *work, float *out) {
+/* The channels of one scale from the opponent planes (3, h, w), written to
+ * out: (3 + 7, oh, ow) with the colour means when `colour`, else (7, oh, ow).
+ * `work` holds 13 + QUANTITIES planes of h * w floats. */
+static void scale_channels(const float *opp, int h, int w, int cell, float noise, bool colour,
+                           int oh, int ow, const Kernels *k, float *work, float *out) {
     const size_t hw = (size_t)h * w;
     float *hx = work; /* horizontal passes: L by g, d1, d2; O1, O2 by g, d1 */
     float *v = work + 7 * hw; /* vertical: Ls Lx Ly Lxx Lyy Lxy; reused for O1, O2 */
@@ -196,17 +205,20 @@ static void scale_channels(const float *opp, int h, int w, int cell, float noise
     const float e = noise, e2 = noise * noise;
     for (size_t p = 0; p < ohw; p++) {
         const float *P = pooled + p;
-        float grad2 = P[GRAD2 * ohw];
-        out[0 * ohw + p] = P[SMOOTH_L * ohw];
-        out[1 * ohw + p] = P[SMOOTH_O1 * ohw];
-        out[2 * ohw + p] = P[SMOOTH_O2 * ohw];
-        out[3 * ohw + p] = log1pf(sqrtf(grad2) / e) - LOG_SHIFT;
-        out[4 * ohw + p] = P[ORIENT_D * ohw] / (grad2 + e2);
-        out[5 * ohw + p] = P[ORIENT_X * ohw] / (grad2 + e2);
-        out[6 * ohw + p] = log1pf(sqrtf(P[LAPLACE2 * ohw]) / e) - LOG_SHIFT;
-        out[7 * ohw + p] = log1pf(sqrtf(P[RIDGE2 * ohw]) / e) - LOG_SHIFT;
-        out[8 * ohw + p] = log1pf(sqrtf(P[COLOUR2 * ohw]) / e) - LOG_SHIFT;
-        out[9 * ohw + p] = log1pf(P[GRAD_MAG * ohw] / e) - LOG_SHIFT;
+        float grad2 = P[GRAD2 * ohw], *o = out + p;
+        if (colour) {
+            o[0] = LUMA_GAIN * P[SMOOTH_L * ohw];
+            o[ohw] = CHROMA_GAIN * P[SMOOTH_O1 * ohw];
+            o[2 * ohw] = CHROMA_GAIN * P[SMOOTH_O2 * ohw];
+            o += 3 * ohw;
+        }
+        o[0] = log1pf(sqrtf(grad2) / e) - LOG_SHIFT;
+        o[1 * ohw] = P[ORIENT_D * ohw] / (grad2 + e2);
+        o[2 * ohw] = P[ORIENT_X * ohw] / (grad2 + e2);
+        o[3 * ohw] = log1pf(sqrtf(P[LAPLACE2 * ohw]) / e) - LOG_SHIFT;
+        o[4 * ohw] = log1pf(sqrtf(P[RIDGE2 * ohw]) / e) - LOG_SHIFT;
+        o[5 * ohw] = log1pf(sqrtf(P[COLOUR2 * ohw]) / e) - LOG_SHIFT;
+        o[6 * ohw] = log1pf(P[GRAD_MAG * ohw] / e) - LOG_SHIFT;
     }
 }
 
@@ -236,8 +248,9 @@ static bool image_channels(const float *img, int H, int W, int oh, int ow, const
             memcpy(opp, half, sizeof(float) * 3 * (size_t)nh * nw);
             h = nh, w = nw;
         }
+        const int first = s == 0 ? 0 : FILTERBANK_COLOUR + s * FILTERBANK_PER_SCALE;
         scale_channels(opp, h, w, FILTERBANK_STRIDE >> s, FILTERBANK_NOISE_FLOOR / (float)(1 << s),
-                       oh, ow, k, work, out + (size_t)s * FILTERBANK_PER_SCALE * oh * ow);
+                       s == 0, oh, ow, k, work, out + (size_t)first * oh * ow);
     }
     free(opp), free(half), free(work);
     return true;

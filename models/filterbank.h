@@ -38,8 +38,9 @@
 #include "tensor/tensor.h"
 
 #define FILTERBANK_SCALES         3
-#define FILTERBANK_PER_SCALE      10
-#define FILTERBANK_CHANNELS       (FILTERBANK_SCALES * FILTERBANK_PER_SCALE)
+#define FILTERBANK_COLOUR         3
+#define FILTERBANK_PER_SCALE      7
+#define FILTERBANK_CHANNELS       (FILTERBANK_COLOUR + FILTERBANK_SCALES * FILTERBANK_PER_SCALE)
 #define FILTERBANK_STRIDE         8
 /* Gradient magnitude of pure sensor noise at scale 0, in ImageNet-normalized
  * units: about 0.012 grey levels / 0.225 std x the derivative filter's L2 norm

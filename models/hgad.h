@@ -115,7 +115,9 @@ hg_status hgad_flow_forward(const Hgad *model, int level, const Tensor *x, const
  * state under "optimizer.*" (absent in files converted from the public code),
  * and in __metadata__ the configuration as "hgad.*" strings plus the caller's
  * own key/value pairs (backbone, image size, class names, score statistics). */
-#define HGAD_META_MAX 64
+/* 2 score keys per class (30 for MVTec AD), ~26 hgad.*, ~12 detector keys and
+ * the recorded config.* options: 64 was too few for a unified MVTec model. */
+#define HGAD_META_MAX 256
 
 typedef struct HgadMeta {
     int count;

@@ -28,13 +28,13 @@
 #include "models/hgad.h"
 
 typedef struct HgadAuditOptions {
-    int64_t samples;          /* random vectors per level (default 64) */
-    int jacobian_vectors;     /* vectors whose Jacobian is differenced (default 2) */
-    int64_t gradcheck_rows;   /* sub-batch of the gradient checks (default 4) */
-    uint64_t seed;            /* of x and of the gradient checks' projections */
-    double inverse_tolerance; /* relative, default 1e-4 */
-    double jacobian_step;     /* central-difference step h, default 1e-2 */
-    double logdet_tolerance;  /* |ld - log|det J|| <= tol * max(1, |ld|), default 2e-3 */
+    int64_t samples;            /* random vectors per level (default 64) */
+    int jacobian_vectors;       /* vectors whose Jacobian is differenced (default 2) */
+    int64_t gradcheck_rows;     /* sub-batch of the gradient checks (default 4) */
+    uint64_t seed;              /* of x and of the gradient checks' projections */
+    double inverse_tolerance;   /* relative, default 1e-4 */
+    double jacobian_step;       /* central-difference step h, default 1e-2 */
+    double logdet_tolerance;    /* |ld - log|det J|| <= tol * max(1, |ld|), default 2e-3 */
     double gradcheck_eps;       /* step of the prior checks, default 1e-2 */
     double gradcheck_flow_eps;  /* step of the global_scale check, default 1e-1 */
     double gradcheck_tolerance; /* gradcheck's relative error (floor 1e-2), default 3e-2 */
@@ -45,9 +45,9 @@ HgadAuditOptions hgad_audit_default_options(void);
 #define HGAD_AUDIT_MAX_CHECKS (HGAD_MAX_LEVELS * 12 + 4)
 
 typedef struct HgadAuditCheck {
-    int level;        /* -1 for a model-wide check */
-    char name[32];    /* "inverse", "logdet-inverse", "logdet-jacobian", "grad-...", "finite-params" */
-    double value;     /* the measured error (NaN / Inf count for finite-params) */
+    int level;     /* -1 for a model-wide check */
+    char name[32]; /* "inverse", "logdet-inverse", "logdet-jacobian", "grad-...", "finite-params" */
+    double value;  /* the measured error (NaN / Inf count for finite-params) */
     double tolerance; /* pass when value <= tolerance */
     bool passed;
     char detail[256]; /* what was measured, or why it failed */

@@ -72,7 +72,8 @@ hg_status comm_gather(const void *send, int64_t bytes, void **recv, int64_t *cou
 
 /* Collective: HG_OK when every rank passes HG_OK. Otherwise every rank returns
  * the status of the lowest failing rank, with its message (hg_last_error() on
- * that rank) as "rank R of N: message". */
+ * that rank) as "rank R of N: message" ("every rank of N: message" when all
+ * failed, "rank R of N (and K more): message" when several did). */
 hg_status comm_agree(hg_status local);
 
 /* True after comm_agree() returned a failure: every rank knows, so the ranks

@@ -74,7 +74,8 @@ hg_status comm_gather(const void *send, int64_t bytes, void **recv, int64_t *cou
     hg_status s = check_count("comm_gather", bytes, send);
     if (s != HG_OK) return s;
     *recv = malloc(bytes ? (size_t)bytes : 1);
-    if (!*recv) return hg_fail(HG_ERR_NOMEM, "comm_gather: out of memory for %lld bytes", (long long)bytes);
+    if (!*recv)
+        return hg_fail(HG_ERR_NOMEM, "comm_gather: out of memory for %lld bytes", (long long)bytes);
     if (bytes) memcpy(*recv, send, (size_t)bytes);
     counts[0] = bytes;
     return HG_OK;

@@ -8,10 +8,11 @@
 hg_status dp_batch_shard(int64_t batch, int64_t *first, int64_t *count) {
     const int ranks = comm_size();
     if (batch < 1 || batch % ranks != 0)
-        return hg_fail(HG_ERR_ARG,
-                       "data parallel: a global batch of %lld images does not split evenly over %d ranks "
-                       "(use a batch that is a multiple of %d)",
-                       (long long)batch, ranks, ranks);
+        return hg_fail(
+            HG_ERR_ARG,
+            "data parallel: a global batch of %lld images does not split evenly over %d ranks "
+            "(use a batch that is a multiple of %d)",
+            (long long)batch, ranks, ranks);
     *count = batch / ranks;
     *first = (int64_t)comm_rank() * *count;
     return HG_OK;
@@ -26,13 +27,17 @@ void gradient_buffer_free(GradientBuffer *b) {
 static hg_status reserve(GradientBuffer *b, int64_t vars, int64_t floats) {
     if (vars > b->vars_capacity) {
         Var **v = realloc(b->vars, sizeof(Var *) * (size_t)vars);
-        if (!v) return hg_fail(HG_ERR_NOMEM, "data parallel: out of memory for %lld parameters", (long long)vars);
+        if (!v)
+            return hg_fail(HG_ERR_NOMEM, "data parallel: out of memory for %lld parameters",
+                           (long long)vars);
         b->vars = v;
         b->vars_capacity = vars;
     }
     if (floats > b->capacity) {
         float *d = realloc(b->data, sizeof(float) * (size_t)floats);
-        if (!d) return hg_fail(HG_ERR_NOMEM, "data parallel: out of memory for %lld gradients", (long long)floats);
+        if (!d)
+            return hg_fail(HG_ERR_NOMEM, "data parallel: out of memory for %lld gradients",
+                           (long long)floats);
         b->data = d;
         b->capacity = floats;
     }
@@ -54,7 +59,8 @@ hg_status dp_average_gradients(Hgad *model, int level, GradientBuffer *b, int64_
         const Tensor *g = b->vars[i]->grad;
         if (!g) continue;
         if (!tensor_is_contiguous(g))
-            return hg_fail(HG_ERR_UNSUPPORTED, "data parallel: level %d gradient %lld is not contiguous", level,
+            return hg_fail(HG_ERR_UNSUPPORTED,
+                           "data parallel: level %d gradient %lld is not contiguous", level,
                            (long long)i);
         total += tensor_numel(g);
     }
@@ -136,9 +142,10 @@ hg_status dp_check_replicas(const ParamSet *ps) {
     hg_status s = comm_broadcast(&root, sizeof root, 0);
     if (s != HG_OK) return s;
     if (mine != root)
-        s = hg_fail(HG_ERR_CHECK,
-                    "data parallel: this rank's parameters differ from rank 0's (checksum %016llx, rank 0 "
-                    "%016llx)",
-                    (unsigned long long)mine, (unsigned long long)root);
+        s = hg_fail(
+            HG_ERR_CHECK,
+            "data parallel: this rank's parameters differ from rank 0's (checksum %016llx, rank 0 "
+            "%016llx)",
+            (unsigned long long)mine, (unsigned long long)root);
     return comm_agree(s);
 }

@@ -43,10 +43,12 @@ static int64_t batch_count(const EvidenceParts *p, int64_t b) {
 }
 
 /* Bytes of batch b's maps (floats per level, twice with entropy maps) and masks. */
-static int64_t batch_bytes(const EvidenceParts *p, int64_t b, const int64_t *map_pixels, bool has_negent) {
+static int64_t batch_bytes(const EvidenceParts *p, int64_t b, const int64_t *map_pixels,
+                           bool has_negent) {
     int64_t floats = 0;
     for (int l = 0; l < p->levels; l++) floats += map_pixels[l];
-    return batch_count(p, b) * (floats * (has_negent ? 2 : 1) * (int64_t)sizeof(float) + p->mask_pixels);
+    return batch_count(p, b) *
+           (floats * (has_negent ? 2 : 1) * (int64_t)sizeof(float) + p->mask_pixels);
 }
 
 static unsigned char *put(unsigned char *at, const void *src, int64_t bytes) {
@@ -63,7 +65,8 @@ static hg_status gather_evidence(EvidenceParts *p) {
     if (rank == 0) {
         shape[2 * HGAD_MAX_LEVELS] = p->negent[0] != NULL;
         for (int l = 0; l < p->levels; l++)
-            shape[l] = p->logp[l * p->n_batches]->shape[1], shape[HGAD_MAX_LEVELS + l] = p->logp[l * p->n_batches]->shape[2];
+            shape[l] = p->logp[l * p->n_batches]->shape[1],
+            shape[HGAD_MAX_LEVELS + l] = p->logp[l * p->n_batches]->shape[2];
     }
     hg_status s = comm_broadcast(shape, sizeof shape, 0);
     if (s != HG_OK) return s;
@@ -71,15 +74,20 @@ static hg_status gather_evidence(EvidenceParts *p) {
     int64_t map_pixels[HGAD_MAX_LEVELS];
     for (int l = 0; l < p->levels; l++) map_pixels[l] = shape[l] * shape[HGAD_MAX_LEVELS + l];
     int64_t bytes = 0;
-    for (int64_t b = rank; rank != 0 && b < p->n_batches; b += ranks) bytes += batch_bytes(p, b, map_pixels, has_negent);
+    for (int64_t b = rank; rank != 0 && b < p->n_batches; b += ranks)
+        bytes += batch_bytes(p, b, map_pixels, has_negent);
     unsigned char *mine = malloc(bytes ? (size_t)bytes : 1), *at = mine;
-    s = mine ? HG_OK : hg_fail(HG_ERR_NOMEM, "evaluate: out of memory for %lld bytes of maps", (long long)bytes);
+    s = mine ? HG_OK
+             : hg_fail(HG_ERR_NOMEM, "evaluate: out of memory for %lld bytes of maps",
+                       (long long)bytes);
     for (int64_t b = rank; s == HG_OK && rank != 0 && b < p->n_batches; b += ranks) {
         const int64_t count = batch_count(p, b);
         for (int l = 0; l < p->levels; l++) {
-            at = put(at, tensor_data(p->logp[l * p->n_batches + b]), count * map_pixels[l] * (int64_t)sizeof(float));
+            at = put(at, tensor_data(p->logp[l * p->n_batches + b]),
+                     count * map_pixels[l] * (int64_t)sizeof(float));
             if (has_negent)
-                at = put(at, tensor_data(p->negent[l * p->n_batches + b]), count * map_pixels[l] * (int64_t)sizeof(float));
+                at = put(at, tensor_data(p->negent[l * p->n_batches + b]),
+                         count * map_pixels[l] * (int64_t)sizeof(float));
         }
         at = put(at, p->masks + b * p->batch * p->mask_pixels, count * p->mask_pixels);
     }
@@ -115,7 +123,8 @@ static hg_status gather_evidence(EvidenceParts *p) {
                     from += n;
                     (kind ? p->negent : p->logp)[l * p->n_batches + b] = t;
                 }
-            memcpy(p->masks + b * p->batch * p->mask_pixels, from, (size_t)(count * p->mask_pixels));
+            memcpy(p->masks + b * p->batch * p->mask_pixels, from,
+                   (size_t)(count * p->mask_pixels));
             from += count * p->mask_pixels;
         }
     free(all);
@@ -134,17 +143,21 @@ hg_status evaluate_category(Detector *d, const DataSet *test, int category, Scor
                             CategoryEvaluation *out) {
     memset(out, 0, sizeof *out);
     if (category < 0 || category >= test->n_categories)
-        return agreed(hg_fail(HG_ERR_ARG, "evaluate: category %d outside [0, %d)", category, test->n_categories));
+        return agreed(hg_fail(HG_ERR_ARG, "evaluate: category %d outside [0, %d)", category,
+                              test->n_categories));
     const char *name = test->categories[category];
     snprintf(out->name, sizeof out->name, "%s", name);
     const int class_id = detector_find_class(d, name);
     if (class_id < 0)
-        return agreed(hg_fail(HG_ERR_ARG, "evaluate: the model was not trained on category '%s'", name));
+        return agreed(
+            hg_fail(HG_ERR_ARG, "evaluate: the model was not trained on category '%s'", name));
     if (mode == SCORE_DEPLOYABLE && !d->has_deploy_stats)
-        return agreed(hg_fail(HG_ERR_ARG, "evaluate: the checkpoint has no deployable score statistics"));
+        return agreed(
+            hg_fail(HG_ERR_ARG, "evaluate: the checkpoint has no deployable score statistics"));
     const int levels = d->model->config.levels;
     const int64_t M = d->preprocess.msk_size, n = dataset_count(test, category, -1);
-    if (n == 0) return agreed(hg_fail(HG_ERR_ARG, "evaluate: no test images for category '%s'", name));
+    if (n == 0)
+        return agreed(hg_fail(HG_ERR_ARG, "evaluate: no test images for category '%s'", name));
     if (batch < 1) batch = 1;
     out->n_images = n;
     out->samples = malloc(sizeof(int64_t) * (size_t)n);
@@ -186,7 +199,8 @@ hg_status evaluate_category(Detector *d, const DataSet *test, int category, Scor
         if (s == HG_OK && progress && rank == 0) progress(progress_context, first + count, n);
     }
     if (ranks > 1) {
-        EvidenceParts parts = {levels, n, batch, n_batches, M * M, logp_parts, negent_parts, out->masks};
+        EvidenceParts parts = {levels, n,          batch,        n_batches,
+                               M * M,  logp_parts, negent_parts, out->masks};
         s = comm_agree(s);
         if (s == HG_OK) s = gather_evidence(&parts);
         if (s == HG_OK && rank == 0 && progress) progress(progress_context, n, n);

@@ -157,16 +157,19 @@ static hg_status write_map(int fd, const char *tmp, size_t offset, const Tensor 
 /* Creates `tmp` at its full size (holes until written). */
 static hg_status create_file(const char *tmp, size_t total, int *fd) {
     *fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (*fd < 0) return hg_fail(HG_ERR_IO, "feature cache %s: cannot create: %s", tmp, strerror(errno));
+    if (*fd < 0)
+        return hg_fail(HG_ERR_IO, "feature cache %s: cannot create: %s", tmp, strerror(errno));
     if (ftruncate(*fd, (off_t)total) != 0)
-        return hg_fail(HG_ERR_IO, "feature cache %s: cannot size to %zu bytes: %s", tmp, total, strerror(errno));
+        return hg_fail(HG_ERR_IO, "feature cache %s: cannot size to %zu bytes: %s", tmp, total,
+                       strerror(errno));
     return HG_OK;
 }
 
 /* Computes and writes the maps of images [first, end); progress counts from first. */
 static hg_status write_images(int fd, const char *tmp, const FeatureCacheShape *shape, bool half,
-                              const size_t *offsets, int64_t first, int64_t end, FeatureProducer produce,
-                              void *produce_context, FeatureProgress progress, void *progress_context) {
+                              const size_t *offsets, int64_t first, int64_t end,
+                              FeatureProducer produce, void *produce_context,
+                              FeatureProgress progress, void *progress_context) {
     size_t largest = 0;
     for (int l = 0; l < shape->levels; l++) {
         size_t n = (size_t)(rows_per_image(shape, l) * shape->dims[l]) * 2;
@@ -240,8 +243,8 @@ static hg_status build(const char *path, const char *fingerprint, const FeatureC
     hg_status s = create_file(tmp, total, &fd);
     if (fd < 0) return s;
     if (s == HG_OK)
-        s = write_images(fd, tmp, shape, half, offsets, 0, shape->images, produce, produce_context, progress,
-                         progress_context);
+        s = write_images(fd, tmp, shape, half, offsets, 0, shape->images, produce, produce_context,
+                         progress, progress_context);
     if (s == HG_OK) s = write_header(fd, tmp, shape, half, fingerprint);
     s = close_file(fd, tmp, s);
     if (s == HG_OK && rename(tmp, path) != 0)
@@ -250,9 +253,10 @@ static hg_status build(const char *path, const char *fingerprint, const FeatureC
     return s;
 }
 
-static bool is_current(const FeatureCache *c, const char *fingerprint, const FeatureCacheShape *shape,
-                        bool half) {
-    return c && c->half == half && same_shape(&c->shape, shape) && !strcmp(c->fingerprint, fingerprint);
+static bool is_current(const FeatureCache *c, const char *fingerprint,
+                       const FeatureCacheShape *shape, bool half) {
+    return c && c->half == half && same_shape(&c->shape, shape) &&
+           !strcmp(c->fingerprint, fingerprint);
 }
 
 FeatureCache *feature_cache_open_or_build(const char *path, const char *fingerprint,
@@ -290,12 +294,13 @@ FeatureCache *feature_cache_open_or_build_shared(const char *path, const char *f
                                                  FeatureProducer produce, void *produce_context,
                                                  FeatureProgress progress, void *progress_context) {
     if (comm_size() == 1)
-        return feature_cache_open_or_build(path, fingerprint, shape, half, produce, produce_context, progress,
-                                           progress_context);
+        return feature_cache_open_or_build(path, fingerprint, shape, half, produce, produce_context,
+                                           progress, progress_context);
     /* the same arguments on every rank: these checks agree by themselves */
     if (check_shape(shape) != HG_OK) return NULL;
     if (strlen(fingerprint) >= FINGERPRINT_BYTES) {
-        hg_fail(HG_ERR_ARG, "feature cache: fingerprint longer than %d bytes", FINGERPRINT_BYTES - 1);
+        hg_fail(HG_ERR_ARG, "feature cache: fingerprint longer than %d bytes",
+                FINGERPRINT_BYTES - 1);
         return NULL;
     }
     const int rank = comm_rank(), ranks = comm_size();
@@ -321,12 +326,14 @@ FeatureCache *feature_cache_open_or_build_shared(const char *path, const char *f
     s = comm_agree(s); /* the file exists at full size before anyone writes */
     if (s == HG_OK && rank != 0) {
         fd = open(tmp, O_RDWR | O_CLOEXEC);
-        if (fd < 0) s = hg_fail(HG_ERR_IO, "feature cache %s: cannot open: %s", tmp, strerror(errno));
+        if (fd < 0)
+            s = hg_fail(HG_ERR_IO, "feature cache %s: cannot open: %s", tmp, strerror(errno));
     }
     if (s == HG_OK) {
-        const int64_t first = shape->images * rank / ranks, end = shape->images * (rank + 1) / ranks;
-        s = write_images(fd, tmp, shape, half, offsets, first, end, produce, produce_context, progress,
-                         progress_context);
+        const int64_t first = shape->images * rank / ranks,
+                      end = shape->images * (rank + 1) / ranks;
+        s = write_images(fd, tmp, shape, half, offsets, first, end, produce, produce_context,
+                         progress, progress_context);
     }
     /* every rank's regions are on disk before the header makes the file valid */
     if (s == HG_OK && rank != 0 && fsync(fd) != 0)
@@ -337,7 +344,8 @@ FeatureCache *feature_cache_open_or_build_shared(const char *path, const char *f
         if (s == HG_OK) s = write_header(fd, tmp, shape, half, fingerprint);
         s = close_file(fd, tmp, s);
         if (s == HG_OK && rename(tmp, path) != 0)
-            s = hg_fail(HG_ERR_IO, "feature cache %s: cannot rename into place: %s", path, strerror(errno));
+            s = hg_fail(HG_ERR_IO, "feature cache %s: cannot rename into place: %s", path,
+                        strerror(errno));
         if (s != HG_OK) unlink(tmp);
     }
     if (comm_agree(s) != HG_OK) return NULL;

@@ -80,9 +80,10 @@ hg_status train_hgad(Hgad *model, const FeatureCache *cache, const int64_t *labe
     hg_status s = check_cache(model, shape);
     for (int64_t i = 0; s == HG_OK && i < shape->images; i++)
         if (labels[i] < 0 || labels[i] >= c->classes)
-            s = hg_fail(HG_ERR_ARG, "train: image %lld has class %lld, the model has %lld", (long long)i,
-                        (long long)labels[i], (long long)c->classes);
-    if (s == HG_OK && options->batch_images < 1) s = hg_fail(HG_ERR_ARG, "train: batch must be positive");
+            s = hg_fail(HG_ERR_ARG, "train: image %lld has class %lld, the model has %lld",
+                        (long long)i, (long long)labels[i], (long long)c->classes);
+    if (s == HG_OK && options->batch_images < 1)
+        s = hg_fail(HG_ERR_ARG, "train: batch must be positive");
     /* drop_last as the public DataLoader, but never fewer than one batch */
     const int64_t batch = options->batch_images < shape->images ? options->batch_images : shape->images;
     const int64_t batches = batch > 0 ? shape->images / batch : 0;
@@ -95,7 +96,9 @@ hg_status train_hgad(Hgad *model, const FeatureCache *cache, const int64_t *labe
     LevelBuffers buffers = {0};
     GradientBuffer gradients = {0};
     int64_t *order = s == HG_OK ? malloc(sizeof(int64_t) * (size_t)shape->images) : NULL;
-    if (s == HG_OK) s = order ? make_buffers(model, shape, local, &buffers) : hg_fail(HG_ERR_NOMEM, "train: out of memory");
+    if (s == HG_OK)
+        s = order ? make_buffers(model, shape, local, &buffers)
+                  : hg_fail(HG_ERR_NOMEM, "train: out of memory");
     /* every rank reaches this point: a failure anywhere above stops all */
     s = comm_agree(s);
     /* replicas start equal (same seed or the same checkpoint) */
@@ -111,7 +114,8 @@ hg_status train_hgad(Hgad *model, const FeatureCache *cache, const int64_t *labe
             /* Each sub-epoch's shuffle starts at its own place of the stream
              * (a permutation of n draws n - 1 values, rarely a few more), so
              * that a resumed run shuffles as the uninterrupted one. */
-            rng.counter = ((uint64_t)e * (uint64_t)c->sub_epochs + (uint64_t)sub) * (uint64_t)shape->images * 2;
+            rng.counter = ((uint64_t)e * (uint64_t)c->sub_epochs + (uint64_t)sub) *
+                          (uint64_t)shape->images * 2;
             rng_permutation(&rng, order, shape->images);
             for (int64_t b = 0; s == HG_OK && !stop && b < batches; b++) {
                 TrainEvent ev = {.meta_epoch = e, .meta_epochs = c->meta_epochs, .sub_epoch = sub,
@@ -126,8 +130,8 @@ hg_status train_hgad(Hgad *model, const FeatureCache *cache, const int64_t *labe
                             buffers.labels[l][k * per_image + r] = labels[images[k]];
                     s = feature_cache_gather(cache, l, local, images, buffers.x[l]);
                     if (s == HG_OK)
-                        s = hgad_compute_gradients(model, l, buffers.x[l], buffers.cond[l], buffers.labels[l],
-                                                   e, &ev.level_losses[l]);
+                        s = hgad_compute_gradients(model, l, buffers.x[l], buffers.cond[l],
+                                                   buffers.labels[l], e, &ev.level_losses[l]);
                     /* one process: exactly hgad_train_step */
                     if (ranks > 1) {
                         s = comm_agree(s);
@@ -143,7 +147,8 @@ hg_status train_hgad(Hgad *model, const FeatureCache *cache, const int64_t *labe
                     s = comm_allreduce_sum_int64(&stops, 1);
                     stop = stops > 0;
                 }
-                if (s == HG_OK && ranks > 1 && ++steps % check_every == 0) s = dp_check_replicas(model->params);
+                if (s == HG_OK && ranks > 1 && ++steps % check_every == 0)
+                    s = dp_check_replicas(model->params);
             }
         }
         if (s == HG_OK && !stop) s = dp_check_replicas(model->params);

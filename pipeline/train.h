@@ -10,7 +10,7 @@
 #include "pipeline/feature_cache.h"
 
 typedef struct TrainOptions {
-    int batch_images; /* images per batch (the public code: 8); with several ranks the global batch */
+    int batch_images; /* images per batch (the public code: 8); the global batch over ranks */
     uint64_t seed;    /* shuffling */
     int first_meta_epoch; /* > 0 when resuming */
     int replica_check_every; /* several ranks: batches between parameter checksums (0: 100) */

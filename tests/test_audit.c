@@ -130,20 +130,21 @@ static void test_fresh_checkpoint_passes(void **state) {
     assert_ok(hgad_audit(m, &o, &a));
     for (int i = 0; i < a.n_checks; i++)
         if (!a.checks[i].passed)
-            fail_msg("level %d %s: %g > %g (%s)", a.checks[i].level, a.checks[i].name, a.checks[i].value,
-                     a.checks[i].tolerance, a.checks[i].detail);
+            fail_msg("level %d %s: %g > %g (%s)", a.checks[i].level, a.checks[i].name,
+                     a.checks[i].value, a.checks[i].tolerance, a.checks[i].detail);
     assert_int_equal(a.failures, 0);
     /* every check ran: finite-params + 7 per level */
     assert_int_equal(a.n_checks, 1 + 2 * 7);
-    const char *names[] = {"inverse", "logdet-inverse", "logdet-jacobian", "grad-inter",
-                           "grad-weights", "grad-intra", "grad-flow"};
+    const char *names[] = {"inverse",      "logdet-inverse", "logdet-jacobian", "grad-inter",
+                           "grad-weights", "grad-intra",     "grad-flow"};
     for (int l = 0; l < 2; l++)
         for (int i = 0; i < 7; i++) (void)find_check(&a, l, names[i]);
     /* the gradient checks covered every element of the inputs they name */
     assert_non_null(strstr(find_check(&a, 1, "grad-intra")->detail, "elements"));
     hgad_audit_free(&a);
     /* the parameters were restored and carry no gradient */
-    for (int64_t i = 0; i < param_set_size(m->params); i++) assert_null(param_set_at(m->params, i)->var->grad);
+    for (int64_t i = 0; i < param_set_size(m->params); i++)
+        assert_null(param_set_at(m->params, i)->var->grad);
     hgad_free(m);
 
     assert_int_equal(run_audit(path), 0);
@@ -170,7 +171,8 @@ static void test_gaussian_prior_passes(void **state) {
 static void test_corrupted_inverse_rotation_fails(void **state) {
     const char *path = tmp_path("bad_inverse.safetensors");
     Hgad *m = small_model(PRIOR_HIERARCHICAL);
-    assert_ok(tensor_copy_(param(m, "nfs.0.module_list.1.w_perm_inv"), param(m, "nfs.0.module_list.1.w_perm")));
+    assert_ok(tensor_copy_(param(m, "nfs.0.module_list.1.w_perm_inv"),
+                           param(m, "nfs.0.module_list.1.w_perm")));
     m = round_trip(m, path);
     HgadAudit a;
     HgadAuditOptions o = fast_options();
@@ -193,8 +195,10 @@ static void test_corrupted_inverse_rotation_fails(void **state) {
  * but its log-det (which takes |det W| = 1) is off by D log 2. */
 static void test_wrong_logdet_fails(void **state) {
     Hgad *m = small_model(PRIOR_HIERARCHICAL);
-    Tensor *w = param(m, "nfs.1.module_list.0.w_perm"), *wi = param(m, "nfs.1.module_list.0.w_perm_inv");
-    for (int64_t i = 0; i < tensor_numel(w); i++) tensor_data(w)[i] *= 2.0f, tensor_data(wi)[i] *= 0.5f;
+    Tensor *w = param(m, "nfs.1.module_list.0.w_perm"),
+           *wi = param(m, "nfs.1.module_list.0.w_perm_inv");
+    for (int64_t i = 0; i < tensor_numel(w); i++)
+        tensor_data(w)[i] *= 2.0f, tensor_data(wi)[i] *= 0.5f;
     m = round_trip(m, tmp_path("bad_logdet.safetensors"));
     HgadAudit a;
     HgadAuditOptions o = fast_options();

@@ -127,7 +127,7 @@ static const int64_t kDims[] = {1, 2, 7, 17, 64, 255, 1000};
 static void sweep(bool portable) {
     static const float alphas[] = {1.0f, -0.5f, 2.0f};
     static const float betas[] = {0.0f, 1.0f, -1.5f};
-    int counter = 0;
+    int counter = 0, shape_index = 0;
     for (int im = 0; im < NDIMS; im++)
         for (int in = 0; in < NDIMS; in++)
             for (int ik = 0; ik < NDIMS; ik++) {
@@ -135,9 +135,10 @@ static void sweep(bool portable) {
                 double size = (double)m * n * k;
                 if (size > 3e5) continue;
                 if (portable && size > 1e5) continue;
+                shape_index++;
                 for (int t = 0; t < 4; t++) {
+                    if (size > 2e4 && t != shape_index % 4) continue;
                     counter++;
-                    if (size > 2e4 && counter % 4 != 0) continue;
                     Case cs = {.ta = t & 1,
                                .tb = (t >> 1) & 1,
                                .m = m,

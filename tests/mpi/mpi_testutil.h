@@ -23,9 +23,11 @@
         char why_[512] = "";                                                                       \
         int64_t bad_ = !(ok);                                                                      \
         if (bad_) snprintf(why_, sizeof why_, __VA_ARGS__);                                        \
-        if (comm_allreduce_sum_int64(&bad_, 1) != HG_OK) fail_msg("allreduce: %s", hg_last_error()); \
-        if (bad_) fail_msg("%lld rank(s) failed; rank %d: %s", (long long)bad_, comm_rank(),       \
-                           why_[0] ? why_ : "fine here");                                          \
+        if (comm_allreduce_sum_int64(&bad_, 1) != HG_OK)                                           \
+            fail_msg("allreduce: %s", hg_last_error());                                            \
+        if (bad_)                                                                                  \
+            fail_msg("%lld rank(s) failed; rank %d: %s", (long long)bad_, comm_rank(),             \
+                     why_[0] ? why_ : "fine here");                                                \
     } while (0)
 
 /* Starts MPI; ranks other than 0 keep their stdout quiet (failures still

@@ -28,7 +28,8 @@ static hg_status produce(void *context, int64_t index, Tensor **maps) {
     f->produced++;
     for (int l = 0; l < LEVELS; l++) {
         Rng rng = rng_new(1000 + (uint64_t)index * 16 + (uint64_t)l);
-        maps[l] = tensor_normal(SHAPE(1, DIMS[l], SIDES[l], SIDES[l]), 0.5f * (float)(index % CLASSES), 1, &rng);
+        maps[l] = tensor_normal(SHAPE(1, DIMS[l], SIDES[l], SIDES[l]),
+                                0.5f * (float)(index % CLASSES), 1, &rng);
         if (!maps[l]) return hg_last_status();
     }
     return HG_OK;
@@ -48,7 +49,8 @@ static int setup(void **state) {
     char path[600];
     snprintf(path, sizeof path, "%s/features.cache", f->dir);
     FeatureCacheShape shape = cache_shape();
-    f->cache = feature_cache_open_or_build_shared(path, "test", &shape, false, produce, f, NULL, NULL);
+    f->cache =
+        feature_cache_open_or_build_shared(path, "test", &shape, false, produce, f, NULL, NULL);
     if (!f->cache) {
         fprintf(stderr, "cache: %s\n", hg_last_error());
         return -1;
@@ -100,9 +102,11 @@ static void test_sharded_cache_equals_single_process_cache(void **state) {
     Fixture *f = *state;
     int64_t produced = f->produced;
     comm_allreduce_sum_int64(&produced, 1);
-    const int64_t share = IMAGES * (comm_rank() + 1) / comm_size() - IMAGES * comm_rank() / comm_size();
-    assert_all(produced == IMAGES && f->produced == share, "rank computed %lld images (share %lld), all %lld",
-               (long long)f->produced, (long long)share, (long long)produced);
+    const int64_t share =
+        IMAGES * (comm_rank() + 1) / comm_size() - IMAGES * comm_rank() / comm_size();
+    assert_all(produced == IMAGES && f->produced == share,
+               "rank computed %lld images (share %lld), all %lld", (long long)f->produced,
+               (long long)share, (long long)produced);
     bool same = true;
     char path[600];
     snprintf(path, sizeof path, "%s/single.cache", f->dir);
@@ -110,7 +114,8 @@ static void test_sharded_cache_equals_single_process_cache(void **state) {
     if (comm_rank() == 0) {
         comm_begin_solo();
         Fixture alone = {0};
-        FeatureCache *single = feature_cache_open_or_build(path, "test", &shape, false, produce, &alone, NULL, NULL);
+        FeatureCache *single =
+            feature_cache_open_or_build(path, "test", &shape, false, produce, &alone, NULL, NULL);
         comm_end_solo();
         int64_t all[IMAGES];
         for (int i = 0; i < IMAGES; i++) all[i] = i;
@@ -129,7 +134,8 @@ static void test_sharded_cache_equals_single_process_cache(void **state) {
     /* opened again: current, nothing recomputed; no temporary file left */
     f->produced = 0;
     snprintf(path, sizeof path, "%s/features.cache", f->dir);
-    FeatureCache *again = feature_cache_open_or_build_shared(path, "test", &shape, false, produce, f, NULL, NULL);
+    FeatureCache *again =
+        feature_cache_open_or_build_shared(path, "test", &shape, false, produce, f, NULL, NULL);
     char tmp[700];
     snprintf(tmp, sizeof tmp, "ls %s | grep -q tmp", f->dir);
     assert_all(again && f->produced == 0 && system(tmp) != 0, "reopen: %s, %lld recomputed",
@@ -159,7 +165,8 @@ static void test_averaged_gradient_is_the_global_batch_gradient(void **state) {
     assert_ok(feature_cache_gather(f->cache, (int)level, local, images + first, x_mine));
     HgadLossValues v_all, v_mine;
     assert_ok(hgad_compute_gradients(single, (int)level, x_all, c_all, y_all, 0, &v_all));
-    assert_ok(hgad_compute_gradients(dp, (int)level, x_mine, c_mine, y_all + first * rows, 0, &v_mine));
+    assert_ok(
+        hgad_compute_gradients(dp, (int)level, x_mine, c_mine, y_all + first * rows, 0, &v_mine));
     GradientBuffer buffer = {0};
     int64_t floats = 0;
     assert_ok(dp_average_gradients(dp, (int)level, &buffer, &floats));
@@ -167,7 +174,8 @@ static void test_averaged_gradient_is_the_global_batch_gradient(void **state) {
     double worst = 0;
     int64_t with_grad = 0;
     for (int64_t i = 0; i < param_set_size(dp->params); i++) {
-        const Tensor *a = param_set_at(dp->params, i)->var->grad, *b = param_set_at(single->params, i)->var->grad;
+        const Tensor *a = param_set_at(dp->params, i)->var->grad,
+                     *b = param_set_at(single->params, i)->var->grad;
         if (!a || !b) continue;
         with_grad++;
         worst = fmax(worst, test_max_rel_diff(a, b));
@@ -178,11 +186,12 @@ static void test_averaged_gradient_is_the_global_batch_gradient(void **state) {
     int64_t expected_floats = 0;
     for (int64_t i = 0; comm_size() > 1 && i < n_vars && i < 256; i++)
         if (vars[i]->grad) expected_floats += tensor_numel(vars[i]->grad);
-    assert_all(worst <= 1e-5 && with_grad > 0 && fabs(v_mine.loss - v_all.loss) <= 1e-5 * fabs(v_all.loss),
-               "gradient rel diff %.3g (%lld tensors), loss %.9g vs %.9g", worst, (long long)with_grad,
-               v_mine.loss, v_all.loss);
-    assert_all(floats == expected_floats && (comm_size() == 1 || floats > 0), "%lld floats reduced, expected %lld",
-               (long long)floats, (long long)expected_floats);
+    assert_all(worst <= 1e-5 && with_grad > 0 &&
+                   fabs(v_mine.loss - v_all.loss) <= 1e-5 * fabs(v_all.loss),
+               "gradient rel diff %.3g (%lld tensors), loss %.9g vs %.9g", worst,
+               (long long)with_grad, v_mine.loss, v_all.loss);
+    assert_all(floats == expected_floats && (comm_size() == 1 || floats > 0),
+               "%lld floats reduced, expected %lld", (long long)floats, (long long)expected_floats);
     gradient_buffer_free(&buffer);
     tensor_free(x_all), tensor_free(x_mine), tensor_free(c_all), tensor_free(c_mine);
     hgad_free(dp), hgad_free(single);
@@ -222,10 +231,12 @@ static void test_five_steps_match_single_process(void **state) {
     const double diff = params_rel_diff(dp, single, &scale);
     const double moved = params_rel_diff(single, init, NULL);
     /* the steps moved the parameters far more than the ranks disagree */
-    assert_all(dp_losses.n == 5 && single_losses.n == 5, "%d and %d steps", dp_losses.n, single_losses.n);
+    assert_all(dp_losses.n == 5 && single_losses.n == 5, "%d and %d steps", dp_losses.n,
+               single_losses.n);
     assert_all(diff <= 1e-5 && moved > 1e-3 && diff <= 1e-3 * moved,
                "parameters: rel diff %.3g vs single process, moved %.3g", diff, moved);
-    if (comm_size() == 1) assert_all(diff == 0, "one rank must be the single-process run bit for bit");
+    if (comm_size() == 1)
+        assert_all(diff == 0, "one rank must be the single-process run bit for bit");
     double loss_diff = 0;
     for (int i = 0; i < 5; i++)
         for (int l = 0; l < LEVELS; l++)
@@ -234,7 +245,9 @@ static void test_five_steps_match_single_process(void **state) {
     assert_all(loss_diff <= 1e-5, "global-batch losses differ by %.3g relative", loss_diff);
     /* every rank holds the same bits */
     assert_all(dp_check_replicas(dp->params) == HG_OK, "replicas differ: %s", hg_last_error());
-    if (comm_rank() == 0) printf("    ranks %d: parameters rel diff %.3g after 5 steps (moved %.3g)\n", comm_size(), diff, moved);
+    if (comm_rank() == 0)
+        printf("    ranks %d: parameters rel diff %.3g after 5 steps (moved %.3g)\n", comm_size(),
+               diff, moved);
     hgad_free(dp), hgad_free(single), hgad_free(init);
 }
 
@@ -245,7 +258,8 @@ static void test_batch_must_split_over_ranks(void **state) {
     Hgad *model = hgad_new(&config);
     TrainOptions options = {comm_size() + 1, 1, 0, 0};
     hg_status s = train_hgad(model, f->cache, f->labels, &options, NULL, NULL, NULL);
-    assert_all(s == HG_ERR_ARG && strstr(hg_last_error(), "does not split evenly"), "%s", hg_last_error());
+    assert_all(s == HG_ERR_ARG && strstr(hg_last_error(), "does not split evenly"), "%s",
+               hg_last_error());
     hgad_free(model);
 }
 
@@ -255,12 +269,14 @@ static void test_diverged_replica_is_detected(void **state) {
     HgadConfig config = small_config(1);
     Hgad *model = hgad_new(&config);
     assert_all(dp_check_replicas(model->params) == HG_OK, "fresh replicas differ");
-    if (comm_rank() == comm_size() - 1) tensor_data(param_set_at(model->params, 3)->var->value)[0] += 1e-6f;
+    if (comm_rank() == comm_size() - 1)
+        tensor_data(param_set_at(model->params, 3)->var->value)[0] += 1e-6f;
     hg_status s = dp_check_replicas(model->params);
     char expected[64];
     snprintf(expected, sizeof expected, "rank %d of %d", comm_size() - 1, comm_size());
-    assert_all(s == HG_ERR_CHECK && strstr(hg_last_error(), expected) && strstr(hg_last_error(), "differ"), "%s",
-               hg_last_error());
+    assert_all(s == HG_ERR_CHECK && strstr(hg_last_error(), expected) &&
+                   strstr(hg_last_error(), "differ"),
+               "%s", hg_last_error());
     hgad_free(model);
 }
 
@@ -297,18 +313,21 @@ static void test_failure_on_one_rank_stops_all_and_training_resumes(void **state
     Checkpointing ck = {failing, path, 1};
     s = train_hgad(failing, f->cache, f->labels, &options, NULL, save_checkpoint, &ck);
     char expected[96];
-    snprintf(expected, sizeof expected, "rank %d of %d: injected failure at the end of epoch 1", comm_size() - 1,
-             comm_size());
-    if (comm_size() == 1) snprintf(expected, sizeof expected, "injected failure at the end of epoch 1");
-    assert_all(s == HG_ERR_IO && strstr(hg_last_error(), expected), "got %d: %s", (int)s, hg_last_error());
+    snprintf(expected, sizeof expected, "rank %d of %d: injected failure at the end of epoch 1",
+             comm_size() - 1, comm_size());
+    if (comm_size() == 1)
+        snprintf(expected, sizeof expected, "injected failure at the end of epoch 1");
+    assert_all(s == HG_ERR_IO && strstr(hg_last_error(), expected), "got %d: %s", (int)s,
+               hg_last_error());
     /* the last good checkpoint (after epoch 0) is intact, and no temporary file is left */
     HgadMeta meta = {0};
     Hgad *resumed = hgad_load(path, &meta);
     const char *epoch = resumed ? hgad_meta_get(&meta, "epoch") : NULL;
     char ls[700];
     snprintf(ls, sizeof ls, "ls %s | grep -q 'safetensors.tmp'", f->dir);
-    assert_all(resumed && epoch && !strcmp(epoch, "1") && system(ls) != 0, "checkpoint: %s, epoch %s",
-               resumed ? "loaded" : hg_last_error(), epoch ? epoch : "-");
+    assert_all(resumed && epoch && !strcmp(epoch, "1") && system(ls) != 0,
+               "checkpoint: %s, epoch %s", resumed ? "loaded" : hg_last_error(),
+               epoch ? epoch : "-");
     TrainOptions resume = {BATCH, 4, 1, 0};
     s = train_hgad(resumed, f->cache, f->labels, &resume, NULL, NULL, NULL);
     assert_all(s == HG_OK, "resumed: %s", hg_last_error());

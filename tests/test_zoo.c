@@ -1,0 +1,218 @@
+/* "hgad zoo" end to end with the shipped configs/zoo files on a tiny synthetic
+ * data set (every size overridden to a toy preset), and its bad input. Run
+ * from the repository root (configs/zoo is a relative path), as make test does. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tests/testutil.h"
+
+static char dir[256];
+static char out[65536];
+
+static int hgad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int hgad(const char *fmt, ...) {
+    char args[4096], cmd[4600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    const char *build = getenv("HG_BUILD_DIR");
+    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 %s/hgad %s 2>&1",
+             build && *build ? build : "build", args);
+    FILE *p = popen(cmd, "r");
+    size_t n = p ? fread(out, 1, sizeof out - 1, p) : 0;
+    out[n] = '\0';
+    int status = p ? pclose(p) : -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static const char *TOY =
+    "--backbone builtin --img-size 64 --msk-size 64 --levels 2 --epochs 3 --sub-epochs 1 "
+    "--batch 2 --coupling-blocks 1 --cond-dim 8 --quiet";
+
+static char *read_file(const char *fmt, const char *name) {
+    char path[600];
+    snprintf(path, sizeof path, fmt, dir, name);
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    static char buf[8][65536];
+    static int slot;
+    slot = (slot + 1) % 8;
+    size_t n = fread(buf[slot], 1, sizeof buf[slot] - 1, f);
+    buf[slot][n] = '\0';
+    fclose(f);
+    return buf[slot];
+}
+
+static bool exists(const char *fmt, const char *name) {
+    char path[600];
+    snprintf(path, sizeof path, fmt, dir, name);
+    return access(path, F_OK) == 0;
+}
+
+/* The metric cells of the table row "| NAME | a | b | c | s |": "a | b | c". */
+static void row_metrics(const char *doc, const char *name, char *metrics, size_t size) {
+    char head[96];
+    snprintf(head, sizeof head, "\n| %s |", name);
+    const char *row = strstr(doc, head);
+    if (!row) fail_msg("no row for %s in:\n%s", name, doc);
+    row += strlen(head);
+    const char *end = row;
+    for (int bars = 0; bars < 3 && *end && *end != '\n'; end++) bars += *end == '|';
+    snprintf(metrics, size, "%.*s", (int)(end - row), row);
+}
+
+static int setup(void **state) {
+    snprintf(dir, sizeof dir, "/tmp/hgad_zoo_%d", (int)getpid());
+    mkdir(dir, 0700);
+    if (access("configs/zoo/hgad.cfg", R_OK) != 0) {
+        fprintf(stderr, "run from the repository root (configs/zoo/hgad.cfg not found)\n");
+        return -1;
+    }
+    if (hgad("synth --output %s/data --categories weave,disc --size 64 --train 4 --test-good 2 "
+             "--test-defective 2 --seed 3",
+             dir) != 0) {
+        fprintf(stderr, "synth failed: %s\n", out);
+        return -1;
+    }
+    return 0;
+}
+
+static int teardown(void **state) {
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void test_zoo_table(void **state) {
+    if (hgad("zoo --root %s/data %s --output %s/zoo", dir, TOY, dir) != 0) fail_msg("zoo: %s", out);
+    const char *doc = read_file("%s/zoo/%s", "zoo.md");
+    assert_non_null(doc);
+    /* every shipped entry, in the table's order */
+    const char *order[] = {"hgad",     "cflow_ad", "single_gaussian", "inter_class",
+                           "no_intra", "no_mi",    "no_entropy"};
+    const char *previous = doc;
+    for (int i = 0; i < 7; i++) {
+        char head[64];
+        snprintf(head, sizeof head, "\n| %s |", order[i]);
+        const char *at = strstr(doc, head);
+        if (!at || at < previous) fail_msg("row %s missing or out of order:\n%s", order[i], doc);
+        previous = at;
+    }
+    assert_null(strstr(doc, "failed"));
+    assert_non_null(strstr(doc, "| Entry | Image AUROC | Pixel AUROC | AUPRO | Train s |"));
+    assert_non_null(strstr(doc, "Command: `hgad zoo --root"));
+    assert_non_null(strstr(doc, "load average"));
+    /* CFLOW-AD: one model per category, the multilayer encoder replaced for the built-in one */
+    assert_true(exists("%s/zoo/cflow_ad/%s/model.safetensors", "weave"));
+    assert_true(exists("%s/zoo/cflow_ad/%s/model.safetensors", "disc"));
+    assert_false(exists("%s/zoo/cflow_ad/%s", "model.safetensors"));
+    assert_non_null(strstr(doc, "Trained per category: 2 models."));
+    assert_non_null(strstr(doc, "ran as multiscale"));
+    /* its config reached the model: Gaussian prior, Adam (0.9, 0.999), no weight decay, the
+     * override */
+    assert_int_equal(hgad("weights-info %s/zoo/cflow_ad/disc/model.safetensors", dir), 0);
+    assert_non_null(strstr(out, "hgad.prior = gaussian"));
+    assert_non_null(strstr(out, "hgad.beta2 = 0.999"));
+    assert_non_null(strstr(out, "hgad.flow_weight_decay = 0\n"));
+    assert_non_null(strstr(out, "hgad.cond_dim = 8\n"));
+    assert_non_null(strstr(out, "class_names = disc\n"));
+    assert_int_equal(hgad("weights-info %s/zoo/no_mi/model.safetensors", dir), 0);
+    assert_non_null(strstr(out, "hgad.use_mi = 0"));
+    assert_non_null(strstr(out, "hgad.use_entropy = 1"));
+    /* inter-class only and intra-centers = 1 are the same model (configs/zoo/no_intra.cfg) */
+    char a[128], b[128];
+    row_metrics(doc, "inter_class", a, sizeof a);
+    row_metrics(doc, "no_intra", b, sizeof b);
+    assert_string_equal(a, b);
+    /* the zoo scores as 'hgad eval' does: the same per-category table */
+    assert_int_equal(
+        hgad(
+            "eval --checkpoint %s/zoo/hgad/model.safetensors --output %s/eval --heatmaps 0 --quiet",
+            dir, dir),
+        0);
+    const char *eval_md = read_file("%s/eval/%s", "results.md"),
+               *zoo_md = read_file("%s/zoo/hgad/%s", "results.md");
+    assert_non_null(eval_md);
+    assert_non_null(zoo_md);
+    assert_string_equal(eval_md, zoo_md);
+    row_metrics(doc, "hgad", a, sizeof a);
+    row_metrics(eval_md, "Mean", b, sizeof b);
+    assert_string_equal(a, b);
+}
+
+static void test_entries_and_config_dir(void **state) {
+    /* a config directory of one's own, and --entries choosing from it */
+    char cfg[600];
+    snprintf(cfg, sizeof cfg, "%s/configs", dir);
+    mkdir(cfg, 0700);
+    snprintf(cfg, sizeof cfg, "%s/configs/tiny.cfg", dir);
+    FILE *f = fopen(cfg, "w");
+    assert_non_null(f);
+    fputs("# A tiny model of my own.\nprior = inter-class\nintra-centers = 3\n", f);
+    fclose(f);
+    if (hgad("zoo --root %s/data --categories disc %s --config-dir %s/configs --output %s/own", dir,
+             TOY, dir, dir) != 0)
+        fail_msg("zoo: %s", out);
+    const char *doc = read_file("%s/own/%s", "zoo.md");
+    assert_non_null(doc);
+    assert_non_null(strstr(doc, "| tiny |"));
+    assert_non_null(strstr(doc, "A tiny model of my own."));
+    assert_non_null(strstr(doc, "1 category (disc)"));
+    if (hgad("zoo --root %s/data --categories disc %s --entries no_mi,hgad --output %s/two", dir,
+             TOY, dir) != 0)
+        fail_msg("zoo: %s", out);
+    doc = read_file("%s/two/%s", "zoo.md");
+    assert_non_null(doc);
+    assert_true(strstr(doc, "| no_mi |") < strstr(doc, "| hgad |")); /* --entries keeps its order */
+    assert_null(strstr(doc, "| cflow_ad |"));
+}
+
+/* One line on stderr, a non-zero exit, nothing trained. */
+static void assert_error(int rc, const char *needle) {
+    if (rc == 0) fail_msg("expected a failure, got exit 0: %s", out);
+    int lines = 0;
+    for (const char *p = out; *p; p++) lines += *p == '\n';
+    if (lines != 1 || strncmp(out, "hgad ", 5) != 0)
+        fail_msg("expected one 'hgad ...' line, got: %s", out);
+    if (!strstr(out, needle)) fail_msg("expected '%s' in: %s", needle, out);
+}
+
+static void test_bad_input(void **state) {
+    assert_int_equal(hgad("zoo --help"), 0);
+    assert_non_null(strstr(out, "usage: hgad zoo"));
+    assert_int_equal(hgad("audit --help"), 0);
+    assert_non_null(strstr(out, "usage: hgad audit"));
+    assert_int_equal(hgad("--help"), 0);
+    assert_non_null(strstr(out, "  zoo "));
+    assert_non_null(strstr(out, "  audit "));
+    assert_error(hgad("audit"), "--checkpoint is required");
+    assert_error(hgad("audit --checkpoint %s/none.safetensors", dir), "none.safetensors");
+    assert_error(hgad("zoo --entries hgad"), "--root is required");
+    assert_error(hgad("zoo --root %s/data --entries hgad,nope --output %s/bad", dir, dir), "nope");
+    assert_false(exists("%s/%s", "bad"));
+    assert_error(hgad("zoo --root %s/data --entries ../hgad --output %s/bad", dir, dir),
+                 "not an entry name");
+    assert_error(hgad("zoo --root %s/data --mode fast", dir), "--mode fast");
+    /* CFLOW-AD's config trains one model per category: train refuses two */
+    assert_error(
+        hgad("train --config configs/zoo/cflow_ad.cfg --root %s/data %s --encoder multiscale "
+             "--output %s/cflow",
+             dir, TOY, dir),
+        "per-category");
+    assert_error(hgad("train --root %s/data %s --adam-betas 0.9 --output %s/betas", dir, TOY, dir),
+                 "--adam-betas");
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_zoo_table),
+        cmocka_unit_test(test_entries_and_config_dir),
+        cmocka_unit_test(test_bad_input),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
