@@ -29,6 +29,10 @@ HG_CFLAGS  += -DHG_MPI
 endif
 LDLIBS  += -lpng -ljpeg -lm
 BUILD   ?= build
+# Debian's python3 (with python3-torch) for fixtures and side-by-side benchmarks;
+# a python3 earlier on PATH (pyenv, venv) may lack torch.
+PYTHON  ?= /usr/bin/python3
+export PYTHON
 COMPILE := $(CC) $(CFLAGS) $(HG_CFLAGS)
 LINK    := $(CC) $(LDFLAGS) $(HG_LDFLAGS)
 
@@ -153,7 +157,8 @@ $(PARITY_BIN): tests/parity/parity_backbones.c $(TEST_UTIL) $(LIB)
 	$(COMPILE) $(LDFLAGS) $< $(TEST_UTIL) $(LIB) -lcmocka $(LDLIBS) -o $@
 
 parity: $(PARITY_BIN)
-	python3 tools/fixtures/make_backbone_fixtures.py parity --out $(BUILD)/parity
+	@sh tools/check-deps.sh parity
+	$(PYTHON) tools/fixtures/make_backbone_fixtures.py parity --out $(BUILD)/parity
 	$(PARITY_BIN) $(BUILD)/parity
 
 # ---- example programs (make examples, make run-examples) ----

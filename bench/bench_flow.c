@@ -25,9 +25,9 @@ static int compare_double(const void *a, const void *b) {
 static double torch_step(int n, int d, int dc, int k, int threads, int repeats) {
     char cmd[512];
     snprintf(cmd, sizeof cmd,
-             "OMP_NUM_THREADS=%d OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 python3 "
+             "OMP_NUM_THREADS=%d OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 %s "
              "tools/bench/torch_flow_step.py %d %d %d %d %d %d 2>/dev/null",
-             threads, n, d, dc, k, threads, repeats);
+             threads, getenv("PYTHON") ? getenv("PYTHON") : "/usr/bin/python3", n, d, dc, k, threads, repeats);
     FILE *p = popen(cmd, "r");
     double seconds = -1;
     if (p && fscanf(p, "%lf", &seconds) != 1) seconds = -1;

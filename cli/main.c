@@ -16,6 +16,8 @@ static const Command commands[] = {
     {"eval", cmd_eval, "score the test sets: AUROC, AUPRO, ROC plot, heat-maps"},
     {"predict", cmd_predict, "score images or folders and write heat-map overlays"},
     {"synth", cmd_synth, "write a synthetic MVTec-layout data set with exact masks"},
+    {"classify", cmd_classify, "ImageNet top-5 of images with the mobilenet_v2 classifier"},
+    {"backbone-run", cmd_backbone_run, "run a backbone on an NCHW tensor and write its feature maps"},
     {"weights-info", cmd_weights_info, "list the tensors and metadata of a safetensors file"},
     {"flow-run", cmd_flow_run, "run one level's flow and prior of a checkpoint on given vectors"},
     {"audit", cmd_audit, "check a checkpoint numerically: inverses, log-dets, gradients, parameters"},

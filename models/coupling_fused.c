@@ -83,31 +83,49 @@ static float global_scale_slope(float gamma) {
     return 0.1f / (1.0f + expf(-0.5f * gamma));
 }
 
-/* out[j] = sum_i a[i, j] * (w ? w[i, j] : 1) over n rows of m columns (row
- * strides lda, ldw), accumulated in double, per thread then combined. */
-static hg_status column_sums(const float *a, int64_t lda, const float *w, int64_t ldw, int64_t n,
-                             int64_t m, double *out) {
-    int threads = n * m > FUSED_PARALLEL_MIN ? omp_get_max_threads() : 1;
-    double *partial = calloc((size_t)threads * (size_t)m, sizeof *partial);
+/* Rows per partial sum of column_sums(): fixed, so the sums do not depend on
+ * the number of threads. */
+#define COLUMN_SUM_ROWS 256
+
+/* One pass over a (n rows of m contiguous columns) accumulating column sums
+ * in double, by blocks of COLUMN_SUM_ROWS rows (in parallel) whose partial
+ * sums are then added in order:
+ *   sums[j]  = sum_i a[i, j]
+ *   wsums[j] = sum_i a[i, j] w[i, j]          (when w is given)
+ * When `mask` is given, a[i, j] is first zeroed where mask[i, j] <= 0 (ReLU's
+ * backward, a select rather than a branch: the mask is random). */
+static hg_status column_sums(float *a, const float *w, const float *mask, int64_t n, int64_t m,
+                             double *sums, double *wsums) {
+    const int64_t blocks = (n + COLUMN_SUM_ROWS - 1) / COLUMN_SUM_ROWS;
+    const size_t width = (size_t)m * (w ? 2 : 1);
+    double *partial = calloc((size_t)(blocks ? blocks : 1) * width, sizeof *partial);
     if (!partial) return hg_fail(HG_ERR_NOMEM, "coupling: out of memory");
-#pragma omp parallel num_threads(threads) if (threads > 1)
-    {
-        double *acc = partial + (size_t)omp_get_thread_num() * (size_t)m;
-#pragma omp for schedule(static)
-        for (int64_t i = 0; i < n; i++) {
-            const float *row = a + i * lda;
+#pragma omp parallel for schedule(static) if (n * m > FUSED_PARALLEL_MIN)
+    for (int64_t blk = 0; blk < blocks; blk++) {
+        double *acc = partial + (size_t)blk * width, *wacc = acc + m;
+        int64_t end = blk * COLUMN_SUM_ROWS + COLUMN_SUM_ROWS < n
+                          ? blk * COLUMN_SUM_ROWS + COLUMN_SUM_ROWS
+                          : n;
+        for (int64_t i = blk * COLUMN_SUM_ROWS; i < end; i++) {
+            float *row = a + i * m;
+            if (mask) {
+                const float *mrow = mask + i * m;
+                for (int64_t j = 0; j < m; j++) row[j] = mrow[j] > 0.0f ? row[j] : 0.0f;
+            }
+            for (int64_t j = 0; j < m; j++) acc[j] += (double)row[j];
             if (w) {
-                const float *wrow = w + i * ldw;
-                for (int64_t j = 0; j < m; j++) acc[j] += (double)row[j] * (double)wrow[j];
-            } else {
-                for (int64_t j = 0; j < m; j++) acc[j] += (double)row[j];
+                const float *wrow = w + i * m;
+                for (int64_t j = 0; j < m; j++) wacc[j] += (double)row[j] * (double)wrow[j];
             }
         }
     }
-    for (int64_t j = 0; j < m; j++) {
+    for (size_t j = 0; j < width; j++) {
         double sum = 0;
-        for (int t = 0; t < threads; t++) sum += partial[(size_t)t * (size_t)m + (size_t)j];
-        out[j] = sum;
+        for (int64_t blk = 0; blk < blocks; blk++) sum += partial[(size_t)blk * width + j];
+        if (j < (size_t)m)
+            sums[j] = sum;
+        else
+            wsums[j - (size_t)m] = sum;
     }
     free(partial);
     return HG_OK;
@@ -276,6 +294,7 @@ static hg_status logdet_backward(Var *term) {
  *                                    dW2 = dz^T h,  db2 = sum_i dz,  dh = dz W2
  *   h = relu(q)                  =>  dq = dh [q > 0] = dh [h > 0]
  *   q = x1 W1a^T + c W1b^T + b1  =>  dW1a = dq^T x1, dW1b = dq^T c, db1 = sum_i dq,
+ *                                    (computed as dW1^T = [x1, c]^T dq)
  *                                    dx1 += dq W1a,  dc = dq W1b
  *
  * Products whose result nobody needs are skipped (x and c usually need none). */
@@ -313,8 +332,7 @@ static hg_status fused_backward(Var *out) {
     /* dv = gy W; delta and g gradients are column sums over the rows. */
     gemm(false, false, N, D, D, 1.0f, tensor_data(gy), D, tensor_data(b->w_perm->value), D, 0.0f,
          dvd, D);
-    if ((status = column_sums(dvd, D, NULL, 0, N, D, d_offset)) != HG_OK) goto done;
-    if ((status = column_sums(dvd, D, ud, D, N, D, d_g)) != HG_OK) goto done;
+    if ((status = column_sums(dvd, ud, NULL, N, D, d_offset, d_g)) != HG_OK) goto done;
 
         /* Per row: du = dv g, then the coupling's gradients into dx and dz. */
 #pragma omp parallel for if (N * D > FUSED_PARALLEL_MIN)
@@ -344,7 +362,7 @@ static hg_status fused_backward(Var *out) {
         if ((status = var_accumulate_grad(W2, dw2)) != HG_OK) goto done;
     }
     if (B2->requires_grad) {
-        if ((status = column_sums(dzd, 2 * A, NULL, 0, N, 2 * A, d_b2)) != HG_OK) goto done;
+        if ((status = column_sums(dzd, NULL, NULL, N, 2 * A, d_b2, NULL)) != HG_OK) goto done;
         if ((status = var_accumulate_grad(B2, tensor_from_doubles(SHAPE(2 * A), d_b2))) != HG_OK)
             goto done;
     }
@@ -353,32 +371,35 @@ static hg_status fused_backward(Var *out) {
         if (!dq) goto fail;
         float *dqd = tensor_data(dq);
         gemm(false, false, N, H, 2 * A, 1.0f, dzd, 2 * A, tensor_data(W2->value), H, 0.0f, dqd, H);
-#pragma omp parallel for if (N * H > FUSED_PARALLEL_MIN)
-        for (int64_t i = 0; i < N; i++)
-            for (int64_t j = 0; j < H; j++) /* a select, not a branch: the mask is random */
-                dqd[i * H + j] = hd[i * H + j] > 0.0f ? dqd[i * H + j] : 0.0f;
+        /* dq = dh [h > 0], and db1 = its column sums, in one pass. */
+        status = column_sums(dqd, NULL, hd, N, H, d_b1, NULL);
         /* The saved activations are no longer needed: give their memory back
          * before the largest products. */
         tensor_free(ctx->hidden);
         ctx->hidden = NULL;
+        if (status != HG_OK) {
+            tensor_free(dq);
+            goto done;
+        }
         const float *w1 = tensor_data(W1->value);
         if (W1->requires_grad) {
-            Tensor *dw1 = tensor_empty(SHAPE(H, K1));
-            if (!dw1) {
+            /* dW1^T = [x1, c]^T dq, computed transposed (K1, H) and handed over
+             * as a transposed view: the GEMM then packs the short x1^T and c^T
+             * rather than the wide dq^T (H rows), the slow way to pack. */
+            Tensor *dw1t = tensor_empty(SHAPE(K1, H));
+            if (!dw1t) {
                 tensor_free(dq);
                 goto fail;
             }
-            gemm(true, false, H, P, N, 1.0f, dqd, H, xd, D, 0.0f, tensor_data(dw1), K1);
+            gemm(true, false, P, H, N, 1.0f, xd, D, dqd, H, 0.0f, tensor_data(dw1t), H);
             if (Dc > 0)
-                gemm(true, false, H, Dc, N, 1.0f, dqd, H, tensor_data(ctx->cond_c), Dc, 0.0f,
-                     tensor_data(dw1) + P, K1);
-            status = var_accumulate_grad(W1, dw1);
+                gemm(true, false, Dc, H, N, 1.0f, tensor_data(ctx->cond_c), Dc, dqd, H, 0.0f,
+                     tensor_data(dw1t) + P * H, H);
+            status = var_accumulate_grad(W1, tensor_transpose(dw1t, 0, 1));
+            tensor_free(dw1t);
         }
-        if (status == HG_OK && B1->requires_grad) {
-            status = column_sums(dqd, H, NULL, 0, N, H, d_b1);
-            if (status == HG_OK)
-                status = var_accumulate_grad(B1, tensor_from_doubles(SHAPE(H), d_b1));
-        }
+        if (status == HG_OK && B1->requires_grad)
+            status = var_accumulate_grad(B1, tensor_from_doubles(SHAPE(H), d_b1));
         if (status == HG_OK && want_x)
             gemm(false, false, N, P, H, 1.0f, dqd, H, w1, K1, 1.0f, dxd, D);
         if (status == HG_OK && want_c) {

@@ -27,12 +27,11 @@ build)
 bench)
     need_header cblas.h libopenblas-dev
     need_lib -lopenblas libopenblas-dev
-    python3 -c 'import torch' 2>/dev/null || missing="$missing python3-torch"
+    ${PYTHON:-/usr/bin/python3} -c 'import torch' 2>/dev/null || missing="$missing python3-torch"
     ;;
 parity)
-    python3 -c 'import torch' 2>/dev/null || missing="$missing python3-torch"
-    python3 -c 'import torchvision' 2>/dev/null || missing="$missing python3-torchvision"
-    python3 -c 'import scipy' 2>/dev/null || missing="$missing python3-scipy"
+    ${PYTHON:-/usr/bin/python3} -c 'import torch' 2>/dev/null || missing="$missing python3-torch"
+    ${PYTHON:-/usr/bin/python3} -c 'import torchvision' 2>/dev/null || missing="$missing python3-torchvision"
     ;;
 esac
 if [ -n "$missing" ]; then
