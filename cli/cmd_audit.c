@@ -17,9 +17,9 @@ static void print_model(const char *path, const Hgad *m) {
     const HgadConfig *c = &m->config;
     printf("audit of %s\n  %d levels (D =", path, c->levels);
     for (int l = 0; l < c->levels; l++) printf(" %lld", (long long)c->dims[l]);
-    printf("), condition %lld, %d coupling blocks, clamp %g%s, prior %s, %lld classes",
+    printf("), condition %lld, %d coupling blocks, clamp %g%s, prior %s, %lld class%s",
            (long long)c->cond_dim, c->coupling_blocks, c->clamp, c->new_clamp ? " (new clamp)" : "",
-           prior_names[c->prior], (long long)c->classes);
+           prior_names[c->prior], (long long)c->classes, c->classes == 1 ? "" : "es");
     if (c->prior == PRIOR_HIERARCHICAL)
         printf(", %lld intra-class centers", (long long)c->intra_centers);
     printf(", %lld parameters\n", (long long)param_set_numel(m->params, true));

@@ -65,8 +65,9 @@ static int teardown(void **state) {
 }
 
 static void test_help_on_every_command(void **state) {
-    const char *commands[] = {"train", "eval", "predict", "synth", "flow-run", "weights-info"};
-    for (int i = 0; i < 6; i++) {
+    const char *commands[] = {"train",    "eval",         "predict", "synth", "flow-run",
+                              "weights-info", "classify", "backbone-run", "audit", "zoo"};
+    for (int i = 0; i < 10; i++) {
         if (hgad("%s --help", commands[i]) != 0) fail_msg("%s --help: %s", commands[i], out);
         assert_non_null(strstr(out, "usage: hgad"));
     }

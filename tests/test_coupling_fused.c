@@ -5,6 +5,7 @@
  * conditional and unconditional blocks, odd D, frozen parameters and losses
  * that use only y or only the log-det. */
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -363,6 +364,44 @@ static void test_no_grad_mode(void **state) {
     pair_free(&p);
 }
 
+/* Results do not depend on the number of threads (GEMM keeps each element's
+ * order of operations, the column sums use fixed row blocks): one and two
+ * threads give identical values and gradients on a batch large enough for
+ * every parallel path. */
+static void test_same_results_with_one_or_two_threads(void **state) {
+    (void)state;
+    Case c = {40, 24, 0, false, false};
+    Pair p;
+    pair_new(&p, c, 61, true);
+    Rng rng = rng_new(62);
+    const int64_t n = 1024; /* every pass above its parallel threshold */
+    Tensor *x = tensor_normal(SHAPE(n, c.dim), 0, 1.5f, &rng);
+    Tensor *cond = tensor_normal(SHAPE(n, c.cond_dim), 0, 1, &rng);
+    const int saved_threads = omp_get_max_threads();
+    Tensor *gx[2], *gc[2], *gparams[2][8];
+    int count = 0;
+    for (int run = 0; run < 2; run++) {
+        omp_set_num_threads(run + 1);
+        gradients(&p, 1, x, cond, true, true, false, LOSS_BOTH, 63, &gx[run], &gc[run]);
+        count = 0;
+        for (int64_t i = 0; i < param_set_size(p.ps[1]) && count < 8; i++) {
+            Var *v = param_set_at(p.ps[1], i)->var;
+            if (v->grad) gparams[run][count++] = tensor_clone(v->grad);
+        }
+    }
+    omp_set_num_threads(saved_threads);
+    assert_true(count >= 6);
+    assert_rel(gx[1], gx[0], 0, "grad x, 1 vs 2 threads");
+    assert_rel(gc[1], gc[0], 0, "grad cond, 1 vs 2 threads");
+    for (int k = 0; k < count; k++) {
+        assert_rel(gparams[1][k], gparams[0][k], 0, "parameter gradient, 1 vs 2 threads");
+        tensor_free(gparams[0][k]), tensor_free(gparams[1][k]);
+    }
+    for (int run = 0; run < 2; run++) tensor_free(gx[run]), tensor_free(gc[run]);
+    tensor_free(x), tensor_free(cond);
+    pair_free(&p);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_forward_matches_generic),
@@ -371,6 +410,7 @@ int main(void) {
         cmocka_unit_test(test_gradients_with_frozen_parameters),
         cmocka_unit_test(test_gradcheck_fused_op),
         cmocka_unit_test(test_no_grad_mode),
+        cmocka_unit_test(test_same_results_with_one_or_two_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,212 @@
+/* Helpers shared by the HGAD benchmarks (bench_epoch, bench_score,
+ * bench_scaling): clocks, medians, running a case in a fresh child process to
+ * measure its peak memory alone, and running the PyTorch side
+ * (tools/bench/torch_hgad.py) in its own process.
+ *
+ * Every function is static: each benchmark is one translation unit linked with
+ * the library (Makefile rule $(BUILD)/bench/%). The parent process never runs
+ * OpenMP work itself, only its children do: libgomp's thread pool does not
+ * survive fork(), so a parent that had used it could hang its children. */
+#ifndef HG_BENCH_COMMON_H
+#define HG_BENCH_COMMON_H
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "models/backbone.h"
+
+static inline double bench_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int bench_compare_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median of v[0 .. n) (sorts v). */
+static inline double bench_median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, bench_compare_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static inline bool bench_has_flag(int argc, char **argv, const char *flag) {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], flag)) return true;
+    return false;
+}
+
+/* The repository root (scripts are found under it): HG_SOURCE_DIR or ".". */
+static inline const char *bench_source_dir(void) {
+    const char *root = getenv("HG_SOURCE_DIR");
+    return root && *root ? root : ".";
+}
+
+/* ---- a case in a child process ---- */
+
+#define BENCH_MAX_VALUES 8
+
+/* Fills values[0 .. BENCH_MAX_VALUES) with the case's figures; false on failure
+ * (after printing the reason to stderr). */
+typedef bool (*BenchCase)(void *context, double *values);
+
+/* Runs `run` in a forked child so that its peak RSS (ru_maxrss, from wait4) is
+ * the case's alone, not the maximum of every case run so far. The figures come
+ * back through a pipe. */
+static bool bench_in_child(BenchCase run, void *context, double *values, double *peak_mb) {
+    int fds[2];
+    if (pipe(fds) != 0) return false;
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]), close(fds[1]);
+        return false;
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        double v[BENCH_MAX_VALUES] = {0};
+        bool ok = run(context, v);
+        ssize_t w = ok ? write(fds[1], v, sizeof v) : 0;
+        fflush(stdout);
+        fflush(stderr);
+        _exit(ok && w == (ssize_t)sizeof v ? 0 : 1);
+    }
+    close(fds[1]);
+    double v[BENCH_MAX_VALUES];
+    ssize_t got = read(fds[0], v, sizeof v);
+    close(fds[0]);
+    int status = 0;
+    struct rusage ru;
+    if (wait4(pid, &status, 0, &ru) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0 ||
+        got != (ssize_t)sizeof v)
+        return false;
+    memcpy(values, v, sizeof v);
+    *peak_mb = (double)ru.ru_maxrss / 1024.0; /* kilobytes on Linux */
+    return true;
+}
+
+/* ---- the PyTorch side ---- */
+
+typedef struct TorchResult {
+    bool ok;
+    int threads;
+    double seconds, peak_mb, base_mb;
+    double extra[2]; /* the first two further key=value figures, if any */
+} TorchResult;
+
+/* True when python3 imports torch (checked once). */
+static bool bench_have_torch(void) {
+    static int have = -1;
+    if (have < 0) have = system("python3 -c 'import torch' >/dev/null 2>&1") == 0;
+    return have == 1;
+}
+
+/* Runs tools/bench/torch_hgad.py with `threads` torch threads (OMP_NUM_THREADS
+ * and MKL_NUM_THREADS pinned alike) and the arguments `fmt`, and parses its
+ * line "seconds=S peak_mb=P base_mb=B [k=v ...]". */
+static TorchResult bench_torch(int threads, const char *fmt, ...) {
+    TorchResult r = {.ok = false, .threads = threads};
+    if (!bench_have_torch()) return r;
+    char args[2048], cmd[4096], line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd,
+             "OMP_NUM_THREADS=%d MKL_NUM_THREADS=%d OPENBLAS_NUM_THREADS=%d python3 "
+             "%s/tools/bench/torch_hgad.py %s",
+             threads, threads, threads, bench_source_dir(), args);
+    fflush(stdout);
+    FILE *p = popen(cmd, "r");
+    if (!p) return r;
+    while (fgets(line, sizeof line, p)) {
+        TorchResult t = r;
+        char *rest = line;
+        int used = 0;
+        if (sscanf(line, "seconds=%lf peak_mb=%lf base_mb=%lf%n", &t.seconds, &t.peak_mb,
+                   &t.base_mb, &used) != 3)
+            continue;
+        rest += used;
+        for (int i = 0; i < 2; i++) {
+            char *eq = strchr(rest, '=');
+            if (!eq) break;
+            t.extra[i] = strtod(eq + 1, &rest);
+        }
+        t.ok = true;
+        r = t;
+    }
+    if (pclose(p) != 0) r.ok = false;
+    return r;
+}
+
+/* The faster of two runs (either may have failed). */
+static inline TorchResult bench_torch_faster(TorchResult a, TorchResult b) {
+    if (!a.ok) return b;
+    if (!b.ok) return a;
+    return b.seconds < a.seconds ? b : a;
+}
+
+/* "%.Nf" of v, or "NA" when !ok. */
+static inline const char *bench_fmt(char *buf, size_t size, int digits, double v, bool ok) {
+    if (ok)
+        snprintf(buf, size, "%.*f", digits, v);
+    else
+        snprintf(buf, size, "NA");
+    return buf;
+}
+
+/* A fresh directory /tmp/hgad-bench-NAME-XXXXXX (or under TMPDIR) into dir. */
+static inline bool bench_temp_dir(const char *name, char *dir, size_t size) {
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dir, size, "%s/hgad-bench-%s-XXXXXX", tmp && *tmp ? tmp : "/tmp", name);
+    return mkdtemp(dir) != NULL;
+}
+
+/* rm -rf of a directory this benchmark created. */
+static inline void bench_remove_dir(const char *dir) {
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "bench: could not remove %s\n", dir);
+}
+
+/* ---- random backbone weights ---- */
+
+/* Writes a weights file for `kind` with deterministic random values of a sane
+ * scale (speed does not depend on the values, but denormals or overflow
+ * would): convolutions uniform with variance about 1/fan_in, batch-norm
+ * weights and running variances near 1, biases and means near 0. */
+static bool bench_write_random_weights(BackboneKind kind, const char *path) {
+    Backbone *bb = backbone_new(kind);
+    if (!bb) return false;
+    ParamSet *ps = backbone_params(bb);
+    uint32_t state = 2024u;
+    for (int64_t i = 0; i < param_set_size(ps); i++) {
+        const char *name = param_set_at(ps, i)->name;
+        Tensor *t = param_set_at(ps, i)->var->value;
+        float *v = tensor_data(t);
+        const int64_t n = tensor_numel(t);
+        const bool near_one = t->ndim == 1 && (strstr(name, "running_var") || strstr(name, ".weight"));
+        const float half_width = t->ndim >= 2 ? 1.7f / sqrtf((float)(n / t->shape[0])) : 0.05f;
+        for (int64_t k = 0; k < n; k++) {
+            state = state * 1664525u + 1013904223u;
+            const float u = (float)(state >> 8) / 16777216.0f * 2.0f - 1.0f; /* [-1, 1) */
+            v[k] = near_one ? 1.0f + 0.25f * u : half_width * u;
+        }
+    }
+    bool ok = param_set_save(ps, path, 0, NULL, NULL) == HG_OK;
+    backbone_free(bb);
+    return ok;
+}
+
+#endif
