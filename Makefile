@@ -132,7 +132,7 @@ deps:
 # only uses it through pragmas, which are ignored.
 FUZZ_CC   ?= clang
 FUZZ_TIME ?= 60
-FUZZ_SRC  := tools/fuzz_safetensors.c nn/json.c nn/safetensors.c tensor/tensor.c tensor/storage_pool.c tensor/error.c
+FUZZ_SRC  := tools/fuzz_safetensors.c nn/json.c nn/safetensors.c tensor/tensor.c tensor/storage_pool.c tensor/error.c tensor/half.c
 
 build-fuzz/fuzz_safetensors: $(FUZZ_SRC) nn/json.h nn/safetensors.h tensor/tensor.h tensor/error.h
 	@mkdir -p $(dir $@)

@@ -196,7 +196,8 @@ static bool bench_write_random_weights(BackboneKind kind, const char *path) {
         Tensor *t = param_set_at(ps, i)->var->value;
         float *v = tensor_data(t);
         const int64_t n = tensor_numel(t);
-        const bool near_one = t->ndim == 1 && (strstr(name, "running_var") || strstr(name, ".weight"));
+        const bool near_one =
+            t->ndim == 1 && (strstr(name, "running_var") || strstr(name, ".weight"));
         const float half_width = t->ndim >= 2 ? 1.7f / sqrtf((float)(n / t->shape[0])) : 0.05f;
         for (int64_t k = 0; k < n; k++) {
             state = state * 1664525u + 1013904223u;

@@ -1,8 +1,8 @@
 /* One HGAD training meta epoch over the cached features of a synthetic data
  * set, against PyTorch doing the same epoch over the same features, measured
  * in the same run. One line per thread count of ours (1, 2):
- *   epoch backbone=tf_efficientnet_b6 size=256 images=40 batch=8 sub_epochs=8
- *         steps=120 threads=2 seconds=.. torch_seconds=.. torch_threads=1
+ *   epoch backbone=tf_efficientnet_b6 size=256 images=24 batch=8 sub_epochs=8
+ *         steps=72 threads=2 seconds=.. torch_seconds=.. torch_threads=1
  *         speedup=.. peak_mb=.. torch_peak_mb=.. torch_base_mb=.. cache_seconds=..
  *
  * Set-up (not timed as the epoch): datasets/synthetic.h writes a data set
@@ -22,7 +22,8 @@
  * 2 threads (torch_threads); torch_peak_mb its process's peak RSS,
  * torch_base_mb its RSS after importing torch (before loading anything).
  * speedup = torch_seconds / seconds. One epoch each (an epoch is many steps).
- * Options: --quick (2 categories x 8 images = 16, and 2 sub-epochs). */
+ * Sizes: 3 categories x 8 images = 24 images, 8 sub-epochs (72 steps);
+ * --quick: 2 categories x 8 images = 16 images and 2 sub-epochs (12 steps). */
 #include <omp.h>
 #include <stdint.h>
 
@@ -81,8 +82,16 @@ static bool write_npy(const char *path, const char *descr, const int64_t *shape,
     header[len++] = '\n';
     FILE *f = fopen(path, "wb");
     if (!f) return false;
-    const unsigned char prefix[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0,
-                                      (unsigned char)(len & 0xff), (unsigned char)(len >> 8)};
+    const unsigned char prefix[10] = {0x93,
+                                      'N',
+                                      'U',
+                                      'M',
+                                      'P',
+                                      'Y',
+                                      1,
+                                      0,
+                                      (unsigned char)(len & 0xff),
+                                      (unsigned char)(len >> 8)};
     bool ok = fwrite(prefix, 1, 10, f) == 10 && fwrite(header, 1, (size_t)len, f) == (size_t)len &&
               fwrite(data, 1, bytes, f) == bytes;
     return fclose(f) == 0 && ok;
@@ -105,7 +114,8 @@ static bool export_features(const EpochCase *c, const FeatureCache *cache, const
     if (!all) return false;
     for (int64_t i = 0; i < shape->images; i++) all[i] = data->samples[i].category;
     snprintf(path, sizeof path, "%s/labels.npy", c->dir);
-    bool ok = write_npy(path, "<i8", &shape->images, 1, all, sizeof(int64_t) * (size_t)shape->images);
+    bool ok =
+        write_npy(path, "<i8", &shape->images, 1, all, sizeof(int64_t) * (size_t)shape->images);
     for (int64_t i = 0; i < shape->images; i++) all[i] = i;
     for (int l = 0; ok && l < shape->levels; l++) {
         const int64_t rows = shape->heights[l] * shape->widths[l];
@@ -142,17 +152,19 @@ static bool set_up(void *context, double *values) {
         return false;
     }
     DataSet *data = open_data(c);
-    FeatureEncoder *enc = data ? feature_encoder_new("tf_efficientnet_b6", weights, ENCODER_MULTISCALE,
-                                                     3, c->image_size)
+    FeatureEncoder *enc = data ? feature_encoder_new("tf_efficientnet_b6", weights,
+                                                     ENCODER_MULTISCALE, 3, c->image_size)
                                : NULL;
     FeatureCache *cache = NULL;
     bool ok = false;
     if (enc) {
         Producer p = {data, enc, preprocess_imagenet(c->image_size, c->image_size)};
-        for (int k = 0; k < 3; k++) p.preprocess.mean[k] = enc->norm.mean[k], p.preprocess.std[k] = enc->norm.std[k];
+        for (int k = 0; k < 3; k++)
+            p.preprocess.mean[k] = enc->norm.mean[k], p.preprocess.std[k] = enc->norm.std[k];
         FeatureCacheShape shape = {enc->spec.levels, data->n_samples, {0}, {0}, {0}};
         for (int l = 0; l < shape.levels; l++)
-            feature_encoder_level_shape(enc, l, &shape.dims[l], &shape.heights[l], &shape.widths[l]);
+            feature_encoder_level_shape(enc, l, &shape.dims[l], &shape.heights[l],
+                                        &shape.widths[l]);
         snprintf(path, sizeof path, "%s/features.cache", c->dir);
         double t0 = bench_now();
         cache = feature_cache_open_or_build(path, "bench_epoch", &shape, false, produce, &p, NULL,
@@ -203,7 +215,7 @@ static bool run_epoch(void *context, double *values) {
 int main(int argc, char **argv) {
     const bool quick = bench_has_flag(argc, argv, "--quick");
     EpochCase c = {.image_size = 256,
-                   .categories = quick ? 2 : 5,
+                   .categories = quick ? 2 : 3,
                    .images_per_category = 8,
                    .batch = 8,
                    .sub_epochs = quick ? 2 : 8};

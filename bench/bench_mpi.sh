@@ -18,4 +18,28 @@ two=$($MPIRUN -np 2 --bind-to core "$bin" "$@") || exit 1
 echo "$two"
 rate() { echo "$1" | sed -n 's/.*steps_per_s=\([0-9.]*\).*/\1/p'; }
 awk -v a="$(rate "$one")" -v b="$(rate "$two")" 'BEGIN { printf "mpi_speedup ranks=2 threads=1 speedup=%.2f efficiency=%.2f\n", b / a, b / a / 2 }'
-$MPIRUN -np 1 --bind-to core "$bin" "$@" --sweep || exit 1
+sweep=$($MPIRUN -np 1 --bind-to core "$bin" "$@" --sweep) || exit 1
+echo "$sweep"
+# The scaling model of docs/distributed.md: one level-step of 4096 rows on N
+# ranks takes grad(4096/N) + adam + pack + ring(N) + small(N), with
+#   ring(N)  = 2 (N-1) alpha + 2 (N-1)/N S / B   (ring all-reduce of S bytes)
+#   small(N) = 3 x 2 log2(N) alpha               (status, losses, stop flag)
+# pack (copy in, scale out) measured at 2 ranks; B = 100 Gb/s, alpha = 10 us
+# unless BANDWIDTH (bytes/s) and ALPHA (s) say otherwise.
+printf '%s\n%s\n' "$two" "$sweep" | awk -v B="${BANDWIDTH:-12.5e9}" -v alpha="${ALPHA:-10e-6}" '
+    function field(name,   i) { for (i = 1; i <= NF; i++) if (index($i, name "=") == 1) return substr($i, length(name) + 2); return "" }
+    /^mpi_step/ { floats = field("allreduce_floats"); pack = field("average_seconds") - field("allreduce_seconds") }
+    /^mpi_model ranks=/ { grad[field("ranks")] = field("grad_seconds") }
+    /^mpi_model params=/ { adam = field("adam_seconds"); params = field("params") }
+    END {
+        S = 4 * params; t1 = grad[1] + adam
+        printf "mpi_model_params level=%d bytes=%d pack_seconds=%.4f one_rank_step_seconds=%.4f\n", params, S, pack, t1
+        for (k = 8; k <= 512; k *= 8) {
+            ring = 2 * (k - 1) * alpha + 2 * (k - 1) / k * S / B
+            small = 3 * 2 * log(k) / log(2) * alpha
+            tn = grad[k] + adam + pack + ring + small
+            weak = k * t1 / (t1 + pack + ring + small)
+            printf "mpi_model_predict ranks=%d rows_per_rank=%d step_seconds=%.4f ring_seconds=%.4f speedup=%.1f weak_speedup=%.0f\n",
+                k, 4096 / k, tn, ring, t1 / tn, weak
+        }
+    }'
