@@ -90,7 +90,7 @@ test: check-deps $(TEST_BIN) $(HGAD)
 	@sh tests/run.sh $(BUILD) $(TEST_BIN)
 
 # Benchmarks link OpenBLAS for comparison only; the library never does.
-$(BUILD)/bench/%: bench/%.c $(LIB)
+$(BUILD)/bench/%: bench/%.c $(wildcard bench/*.h) $(LIB)
 	@mkdir -p $(dir $@)
 	$(COMPILE) $(LDFLAGS) $< $(LIB) -lopenblas $(LDLIBS) -o $@
 
@@ -112,7 +112,7 @@ demo: check-deps $(HGAD)
 	@sh tools/demo.sh $(BUILD)
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-fuzz build-mpi
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

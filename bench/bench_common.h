@@ -63,7 +63,7 @@ typedef bool (*BenchCase)(void *context, double *values);
 /* Runs `run` in a forked child so that its peak RSS (ru_maxrss, from wait4) is
  * the case's alone, not the maximum of every case run so far. The figures come
  * back through a pipe. */
-static bool bench_in_child(BenchCase run, void *context, double *values, double *peak_mb) {
+static inline bool bench_in_child(BenchCase run, void *context, double *values, double *peak_mb) {
     int fds[2];
     if (pipe(fds) != 0) return false;
     fflush(stdout);
@@ -103,31 +103,31 @@ typedef struct TorchResult {
     int threads;
     double seconds, peak_mb, base_mb;
     double extra[2]; /* the first two further key=value figures, if any */
+    double wall;     /* of the whole python process (start-up included) */
 } TorchResult;
 
 /* True when python3 imports torch (checked once). */
-static bool bench_have_torch(void) {
+static inline bool bench_have_torch(void) {
     static int have = -1;
     if (have < 0) have = system("python3 -c 'import torch' >/dev/null 2>&1") == 0;
     return have == 1;
 }
 
-/* Runs tools/bench/torch_hgad.py with `threads` torch threads (OMP_NUM_THREADS
- * and MKL_NUM_THREADS pinned alike) and the arguments `fmt`, and parses its
- * line "seconds=S peak_mb=P base_mb=B [k=v ...]". */
-static TorchResult bench_torch(int threads, const char *fmt, ...) {
+/* Runs tools/bench/torch_hgad.py ARGS with `threads` torch threads
+ * (OMP_NUM_THREADS, MKL_NUM_THREADS and OPENBLAS_NUM_THREADS pinned alike) and
+ * parses its line "seconds=S peak_mb=P base_mb=B [k=v ...]". With limit > 0
+ * the process is killed after `limit` seconds (the result is then not ok). */
+static inline TorchResult bench_torch_run(int threads, double limit, const char *args) {
     TorchResult r = {.ok = false, .threads = threads};
     if (!bench_have_torch()) return r;
-    char args[2048], cmd[4096], line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
+    char cmd[4096], line[1024], stop[64] = "";
+    if (limit > 0) snprintf(stop, sizeof stop, "timeout -s KILL %.0f ", ceil(limit));
     snprintf(cmd, sizeof cmd,
-             "OMP_NUM_THREADS=%d MKL_NUM_THREADS=%d OPENBLAS_NUM_THREADS=%d python3 "
+             "exec env OMP_NUM_THREADS=%d MKL_NUM_THREADS=%d OPENBLAS_NUM_THREADS=%d %spython3 "
              "%s/tools/bench/torch_hgad.py %s",
-             threads, threads, threads, bench_source_dir(), args);
+             threads, threads, threads, stop, bench_source_dir(), args);
     fflush(stdout);
+    const double start = bench_now();
     FILE *p = popen(cmd, "r");
     if (!p) return r;
     while (fgets(line, sizeof line, p)) {
@@ -147,7 +147,18 @@ static TorchResult bench_torch(int threads, const char *fmt, ...) {
         r = t;
     }
     if (pclose(p) != 0) r.ok = false;
+    r.wall = bench_now() - start;
     return r;
+}
+
+/* bench_torch_run with printf-style arguments and no time limit. */
+static inline TorchResult bench_torch(int threads, const char *fmt, ...) {
+    char args[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    return bench_torch_run(threads, 0, args);
 }
 
 /* The faster of two runs (either may have failed). */
@@ -155,6 +166,17 @@ static inline TorchResult bench_torch_faster(TorchResult a, TorchResult b) {
     if (!a.ok) return b;
     if (!b.ok) return a;
     return b.seconds < a.seconds ? b : a;
+}
+
+/* PyTorch's best of 1 and 2 threads: args1 and args2 are the script's
+ * arguments for each. The 2-thread process is stopped once it has run 1.2x as
+ * long as the whole 1-thread process plus 5 s: it could no longer be the
+ * faster one (it has the same start-up work), and on a machine shared with
+ * other jobs two torch threads can be many times slower than one. */
+static inline TorchResult bench_torch_best(const char *args1, const char *args2) {
+    TorchResult one = bench_torch_run(1, 0, args1);
+    TorchResult two = bench_torch_run(2, one.ok ? 1.2 * one.wall + 5 : 0, args2);
+    return bench_torch_faster(one, two);
 }
 
 /* "%.Nf" of v, or "NA" when !ok. */
@@ -186,7 +208,7 @@ static inline void bench_remove_dir(const char *dir) {
  * scale (speed does not depend on the values, but denormals or overflow
  * would): convolutions uniform with variance about 1/fan_in, batch-norm
  * weights and running variances near 1, biases and means near 0. */
-static bool bench_write_random_weights(BackboneKind kind, const char *path) {
+static inline bool bench_write_random_weights(BackboneKind kind, const char *path) {
     Backbone *bb = backbone_new(kind);
     if (!bb) return false;
     ParamSet *ps = backbone_params(bb);

@@ -17,7 +17,9 @@ echo "$one"
 two=$($MPIRUN -np 2 --bind-to core "$bin" "$@") || exit 1
 echo "$two"
 rate() { echo "$1" | sed -n 's/.*steps_per_s=\([0-9.]*\).*/\1/p'; }
-awk -v a="$(rate "$one")" -v b="$(rate "$two")" 'BEGIN { printf "mpi_speedup ranks=2 threads=1 speedup=%.2f efficiency=%.2f\n", b / a, b / a / 2 }'
+cpu() { echo "$1" | sed -n 's/.*cpu_step_seconds=\([0-9.]*\).*/\1/p'; }
+awk -v a="$(rate "$one")" -v b="$(rate "$two")" -v c1="$(cpu "$one")" -v c2="$(cpu "$two")" \
+    'BEGIN { printf "mpi_speedup ranks=2 threads=1 speedup=%.2f efficiency=%.2f cpu_time_speedup=%.2f\n", b / a, b / a / 2, c1 / c2 }'
 sweep=$($MPIRUN -np 1 --bind-to core "$bin" "$@" --sweep) || exit 1
 echo "$sweep"
 # The scaling model of docs/distributed.md: one level-step of 4096 rows on N
@@ -28,7 +30,7 @@ echo "$sweep"
 # unless BANDWIDTH (bytes/s) and ALPHA (s) say otherwise.
 printf '%s\n%s\n' "$two" "$sweep" | awk -v B="${BANDWIDTH:-12.5e9}" -v alpha="${ALPHA:-10e-6}" '
     function field(name,   i) { for (i = 1; i <= NF; i++) if (index($i, name "=") == 1) return substr($i, length(name) + 2); return "" }
-    /^mpi_step/ { floats = field("allreduce_floats"); pack = field("average_seconds") - field("allreduce_seconds") }
+    /^mpi_step/ { floats = field("allreduce_floats"); pack = field("pack_cpu_seconds") }
     /^mpi_model ranks=/ { grad[field("ranks")] = field("grad_seconds") }
     /^mpi_model params=/ { adam = field("adam_seconds"); params = field("params") }
     END {

@@ -136,10 +136,11 @@ int main(int argc, char **argv) {
     bool ok = bench_in_child(set_up, &c, unused, &unused_peak);
     for (int s = 0; ok && s < n_sizes; s++) {
         c.size = sizes[s];
-        TorchResult best = {.ok = false};
+        char args[2][800];
         for (int t = 1; t <= 2; t++)
-            best = bench_torch_faster(
-                best, bench_torch(t, "score %s %d %d %d %d", c.png, c.size, c.size, t, c.reps));
+            snprintf(args[t - 1], sizeof args[t - 1], "score %s %d %d %d %d", c.png, c.size, c.size,
+                     t, c.reps);
+        const TorchResult best = bench_torch_best(args[0], args[1]);
         for (c.threads = 1; ok && c.threads <= 2; c.threads++) {
             double ours[BENCH_MAX_VALUES], peak;
             if (!(ok = bench_in_child(run_score, &c, ours, &peak))) break;

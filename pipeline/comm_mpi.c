@@ -86,9 +86,8 @@ int comm_finalize(int exit_code) {
                                "the command failed before the ranks started working together "
                                "(its error is above)"));
         else
-            comm_abort("the command failed on this rank (error above) while the other ranks may be "
-                       "waiting "
-                       "for it; ending the job");
+            comm_abort("the command failed on this rank (error above) while the other ranks "
+                       "may be waiting for it; ending the job");
     }
     signal(SIGTERM, SIG_DFL);
     MPI_Finalize();
