@@ -7,16 +7,8 @@
 enum { RADIUS = 4, TAPS = 2 * RADIUS + 1 };
 
 /* Shift of the log channels: a flat region reads about log(1.75) = 0.56 and a
- * sharp edge crossing the cell about 3.5 (see the header), so 2 centres them. */
+ * sharp edge crossing the cell about 3.3 (see the header), so 2 centres them. */
 static const float LOG_SHIFT = 2.0f;
-
-/* Whitening of the colour means. In natural images R, G and B (each already
- * divided by its ImageNet std) correlate at about rho = 0.9, so the opponent
- * axes are their principal axes, with spreads sqrt(1 + 2 rho) = 1.67 for L and
- * sqrt(1 - rho) = 0.32 for O1, O2. Dividing by them gives chroma the same
- * weight as brightness: a dark hole (chroma and brightness change) then stands
- * out from a specular highlight (brightness only). */
-static const float LUMA_GAIN = 0.6f, CHROMA_GAIN = 3.0f;
 
 /* Sampled Gaussian (sigma 1) and its first and second derivatives, as
  * correlation kernels: for a ramp v(x) = x, d1 gives 1; for v = x^2 / 2, d2
@@ -207,9 +199,9 @@ static void scale_channels(const float *opp, int h, int w, int cell, float noise
         const float *P = pooled + p;
         float grad2 = P[GRAD2 * ohw], *o = out + p;
         if (colour) {
-            o[0] = LUMA_GAIN * P[SMOOTH_L * ohw];
-            o[ohw] = CHROMA_GAIN * P[SMOOTH_O1 * ohw];
-            o[2 * ohw] = CHROMA_GAIN * P[SMOOTH_O2 * ohw];
+            o[0] = P[SMOOTH_L * ohw];
+            o[ohw] = P[SMOOTH_O1 * ohw];
+            o[2 * ohw] = P[SMOOTH_O2 * ohw];
             o += 3 * ohw;
         }
         o[0] = log1pf(sqrtf(grad2) / e) - LOG_SHIFT;

@@ -1,14 +1,15 @@
 /* A built-in feature extractor that needs no trained weights, for the demo and
  * for machines without pretrained backbones: fixed Gaussian-derivative filters
  * (a "jet") on opponent-colour channels at three scales, pooled to stride 8
- * and compressed so that every channel has roughly unit spread.
+ * and compressed so that every channel has a spread of about one unit.
  *
  * Why this shape: a normalizing flow trained for a few hundred steps cannot
  * rescale its inputs much (its global affine starts at the identity), so a
- * channel whose natural spread is 0.03 while another's is 1 is all but
- * ignored. The bank therefore reports edge and texture energies as
- * log(1 + rms / noise floor), which turns their multiplicative range into an
- * additive one of a few units, and orientation as bounded ratios.
+ * channel whose natural spread is 0.03 next to one of 1 is all but ignored
+ * (raw RMS responses of derivative filters spread 0.03-0.1, colour about 1).
+ * Edge and texture energies are therefore reported as log(1 + rms / e), e the
+ * sensor-noise level, which turns their multiplicative range into an additive
+ * one of a few units, and orientation as bounded ratios.
  *
  * Per pixel, the input (ImageNet-normalized RGB) becomes the orthonormal
  * opponent channels L = (R+G+B)/sqrt3, O1 = (R-G)/sqrt2, O2 = (R+G-2B)/sqrt6,
@@ -17,21 +18,23 @@
  * on the image averaged over 2^k x 2^k pixels (so sigma = 2^k input pixels).
  * Each output cell pools its 8x8 input pixels with a triangular window twice
  * the cell wide (neighbouring cells overlap by half, so a small defect moves
- * smoothly from cell to cell instead of jumping). Per scale, 10 channels:
+ * smoothly from cell to cell instead of jumping). Channels:
  *
- *   0-2  mean L, O1, O2 (smoothed colour)
- *   3    log(1 + rms |grad L| / e)                     edge energy
- *   4-5  <Lx^2 - Ly^2>, <2 Lx Ly> over <|grad L|^2> + e^2   dominant orientation
- *        (the structure tensor; in [-1, 1], 0 when isotropic or flat)
- *   6    log(1 + rms(Lxx + Lyy) / e)                   blobs (Laplacian)
- *   7    log(1 + rms sqrt((Lxx - Lyy)^2 + 4 Lxy^2) / e) lines and ridges
- *   8    log(1 + rms |grad O1, grad O2| / e)           colour edges
- *   9    log(1 + max |grad L| / e)                     the strongest mark
- *        (window-weighted max: sensitive to one thin scratch in a cell)
+ *   0-2        mean L, O1, O2 (the smoothed colour; once, it barely depends on scale)
+ *   then for each scale k = 0, 1, 2, seven channels 3 + 7k + j:
+ *   j = 0      log(1 + rms |grad L| / e) - 2                  edge energy
+ *   j = 1, 2   <Lx^2 - Ly^2>, <2 Lx Ly> over <|grad L|^2> + e^2  dominant
+ *              orientation (the structure tensor; in [-1, 1], 0 when isotropic)
+ *   j = 3      log(1 + rms(Lxx + Lyy) / e) - 2                 blobs (Laplacian)
+ *   j = 4      log(1 + rms sqrt((Lxx - Lyy)^2 + 4 Lxy^2) / e) - 2   lines, ridges
+ *   j = 5      log(1 + rms |grad O1, grad O2| / e) - 2         colour edges
+ *   j = 6      log(1 + max |grad L| / e) - 2                   the strongest mark
+ *              (window-weighted max: one thin scratch in a cell shows)
  *
- * with e = FILTERBANK_NOISE_FLOOR scaled by 2^-k (averaging lowers the noise),
- * and the log channels shifted by a constant so that they centre near 0.
- * Channel 10 s + j is channel j of scale s. Deterministic, no state. */
+ * with e = FILTERBANK_NOISE_FLOOR / 2^k (averaging lowers the noise) and <.>
+ * the pooled mean; the shift 2 centres the log channels (a flat region reads
+ * about 0.56 - 2, a sharp edge crossing the cell about 3.3 - 2). Deterministic,
+ * no state, no data-dependent statistics. */
 #ifndef HG_MODELS_FILTERBANK_H
 #define HG_MODELS_FILTERBANK_H
 
