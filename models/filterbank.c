@@ -97,8 +97,15 @@ static int window(int i, int c, int n, float *weights, int *first) {
 
 enum { MAX_WINDOW = 2 * FILTERBANK_STRIDE };
 
+static float largest(const float *v, int n) {
+    float m = 0;
+    for (int k = 0; k < n; k++) m = v[k] > m ? v[k] : m;
+    return m;
+}
+
 /* Pools plane (h, w) into (oh, ow) cells of c pixels: the window-weighted mean,
- * or the window-weighted maximum when `take_max`. */
+ * or, when `take_max`, the maximum of weight x value over the window divided by
+ * the largest weight (so a constant plane pools to itself either way). */
 static void pool(const float *plane, int h, int w, int c, int oh, int ow, bool take_max,
                  float *out) {
     float wy[MAX_WINDOW], wx[MAX_WINDOW];
@@ -119,7 +126,8 @@ static void pool(const float *plane, int h, int w, int c, int oh, int ow, bool t
                     }
                 }
             }
-            out[i * ow + j] = (float)(take_max ? acc : acc / norm);
+            if (take_max) norm = (double)largest(wy, ny) * largest(wx, nx);
+            out[i * ow + j] = (float)(acc / norm);
         }
     }
 }

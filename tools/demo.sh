@@ -4,6 +4,10 @@
 # filter-bank encoder, evaluates it and writes the results table and heat-maps.
 # Usage: tools/demo.sh [BUILD_DIR]
 set -eu
+# Other work on the machine makes spinning OpenMP threads slow (docs/architecture.md):
+# with a busy second core, training takes about twice as long without this.
+: "${OMP_WAIT_POLICY:=passive}"
+export OMP_WAIT_POLICY
 build=${1:-build}
 out=$build/demo
 hgad=$build/hgad
