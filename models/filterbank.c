@@ -104,8 +104,9 @@ static float largest(const float *v, int n) {
 }
 
 /* Pools plane (h, w) into (oh, ow) cells of c pixels: the window-weighted mean,
- * or, when `take_max`, the maximum of weight x value over the window divided by
- * the largest weight (so a constant plane pools to itself either way). */
+ * or, when `take_max` (for non-negative planes), the maximum of weight x value
+ * over the window divided by the largest weight (so a constant plane pools to
+ * itself either way). */
 static void pool(const float *plane, int h, int w, int c, int oh, int ow, bool take_max,
                  float *out) {
     float wy[MAX_WINDOW], wx[MAX_WINDOW];
@@ -149,8 +150,19 @@ static void halve(const float *in, int h, int w, float *out) {
         }
 }
 
-enum { SMOOTH_L, SMOOTH_O1, SMOOTH_O2, GRAD2, ORIENT_D, ORIENT_X, LAPLACE2, RIDGE2, COLOUR2,
-       GRAD_MAG, QUANTITIES };
+enum {
+    SMOOTH_L,
+    SMOOTH_O1,
+    SMOOTH_O2,
+    GRAD2,
+    ORIENT_D,
+    ORIENT_X,
+    EIG_SMALL2,
+    EIG_LARGE2,
+    COLOUR2,
+    EIG_LARGE,
+    QUANTITIES
+};
 
 /* The channels of one scale from the opponent planes (3, h, w), written to
  * out: (3 + 7, oh, ow) with the colour means when `colour`, else (7, oh, ow).
@@ -158,7 +170,7 @@ enum { SMOOTH_L, SMOOTH_O1, SMOOTH_O2, GRAD2, ORIENT_D, ORIENT_X, LAPLACE2, RIDG
 static void scale_channels(const float *opp, int h, int w, int cell, float noise, bool colour,
                            int oh, int ow, const Kernels *k, float *work, float *out) {
     const size_t hw = (size_t)h * w;
-    float *hx = work; /* horizontal passes: L by g, d1, d2; O1, O2 by g, d1 */
+    float *hx = work;         /* horizontal passes: L by g, d1, d2; O1, O2 by g, d1 */
     float *v = work + 7 * hw; /* vertical: Ls Lx Ly Lxx Lyy Lxy; reused for O1, O2 */
     float *q = work + 13 * hw;
     const float *L = opp, *O1 = opp + hw, *O2 = opp + 2 * hw;
@@ -178,14 +190,18 @@ static void scale_channels(const float *opp, int h, int w, int cell, float noise
     filter_y(hx, h, w, k->d2, Lyy);
     filter_y(hx + hw, h, w, k->d1, Lxy);
     for (size_t p = 0; p < hw; p++) {
-        float gx = Lx[p], gy = Ly[p], lap = Lxx[p] + Lyy[p], diff = Lxx[p] - Lyy[p];
+        /* Hessian eigenvalues (trace +- gap) / 2; their magnitudes, larger and
+         * smaller, are (|trace| + gap) / 2 and ||trace| - gap| / 2. */
+        float gx = Lx[p], gy = Ly[p], trace = fabsf(Lxx[p] + Lyy[p]), diff = Lxx[p] - Lyy[p];
+        float gap = sqrtf(diff * diff + 4 * Lxy[p] * Lxy[p]);
+        float large = (trace + gap) / 2, small = fabsf(trace - gap) / 2;
         q[SMOOTH_L * hw + p] = Ls[p];
         q[GRAD2 * hw + p] = gx * gx + gy * gy;
         q[ORIENT_D * hw + p] = gx * gx - gy * gy;
         q[ORIENT_X * hw + p] = 2 * gx * gy;
-        q[LAPLACE2 * hw + p] = lap * lap;
-        q[RIDGE2 * hw + p] = diff * diff + 4 * Lxy[p] * Lxy[p];
-        q[GRAD_MAG * hw + p] = sqrtf(gx * gx + gy * gy);
+        q[EIG_SMALL2 * hw + p] = small * small;
+        q[EIG_LARGE2 * hw + p] = large * large;
+        q[EIG_LARGE * hw + p] = large;
         q[COLOUR2 * hw + p] = 0;
     }
     for (int c = 0; c < 2; c++) { /* O1, O2: smoothed value and gradient energy */
@@ -201,7 +217,7 @@ static void scale_channels(const float *opp, int h, int w, int cell, float noise
     const size_t ohw = (size_t)oh * ow;
     float *pooled = work; /* the horizontal passes are no longer needed */
     for (int j = 0; j < QUANTITIES; j++)
-        pool(q + j * hw, h, w, cell, oh, ow, j == GRAD_MAG, pooled + j * ohw);
+        pool(q + j * hw, h, w, cell, oh, ow, j == EIG_LARGE, pooled + j * ohw);
     const float e = noise, e2 = noise * noise;
     for (size_t p = 0; p < ohw; p++) {
         const float *P = pooled + p;
@@ -215,10 +231,10 @@ static void scale_channels(const float *opp, int h, int w, int cell, float noise
         o[0] = log1pf(sqrtf(grad2) / e) - LOG_SHIFT;
         o[1 * ohw] = P[ORIENT_D * ohw] / (grad2 + e2);
         o[2 * ohw] = P[ORIENT_X * ohw] / (grad2 + e2);
-        o[3 * ohw] = log1pf(sqrtf(P[LAPLACE2 * ohw]) / e) - LOG_SHIFT;
-        o[4 * ohw] = log1pf(sqrtf(P[RIDGE2 * ohw]) / e) - LOG_SHIFT;
+        o[3 * ohw] = log1pf(sqrtf(P[EIG_SMALL2 * ohw]) / e) - LOG_SHIFT;
+        o[4 * ohw] = log1pf(sqrtf(P[EIG_LARGE2 * ohw]) / e) - LOG_SHIFT;
         o[5 * ohw] = log1pf(sqrtf(P[COLOUR2 * ohw]) / e) - LOG_SHIFT;
-        o[6 * ohw] = log1pf(P[GRAD_MAG * ohw] / e) - LOG_SHIFT;
+        o[6 * ohw] = log1pf(P[EIG_LARGE * ohw] / e) - LOG_SHIFT;
     }
 }
 

@@ -25,11 +25,18 @@
  *   j = 0      log(1 + rms |grad L| / e) - 2                  edge energy
  *   j = 1, 2   <Lx^2 - Ly^2>, <2 Lx Ly> over <|grad L|^2> + e^2  dominant
  *              orientation (the structure tensor; in [-1, 1], 0 when isotropic)
- *   j = 3      log(1 + rms(Lxx + Lyy) / e) - 2                 blobs (Laplacian)
- *   j = 4      log(1 + rms sqrt((Lxx - Lyy)^2 + 4 Lxy^2) / e) - 2   lines, ridges
+ *   j = 3      log(1 + rms |smaller Hessian eigenvalue| / e) - 2   spots, corners
+ *   j = 4      log(1 + rms |larger Hessian eigenvalue| / e) - 2    lines, ridges
+ *              (a line or a straight edge has one zero eigenvalue, a spot
+ *              two large ones: j = 3 separates spots from strokes, where
+ *              trace and anisotropy energies would not, being equal in total
+ *              for any pattern by Parseval)
  *   j = 5      log(1 + rms |grad O1, grad O2| / e) - 2         colour edges
- *   j = 6      log(1 + max |grad L| / e) - 2                   the strongest mark
- *              (window-weighted max: one thin scratch in a cell shows)
+ *   j = 6      log(1 + max |larger Hessian eigenvalue| / e) - 2   the strongest
+ *              line or spot (the max of window weight x value over the largest
+ *              weight: one thin scratch across a texture shows, where the mean
+ *              dilutes it; a thin dark line has a larger second derivative
+ *              than the smooth edges of most patterns)
  *
  * with e = FILTERBANK_NOISE_FLOOR / 2^k (averaging lowers the noise) and <.>
  * the pooled mean; the shift 2 centres the log channels (a flat region reads
@@ -40,15 +47,15 @@
 
 #include "tensor/tensor.h"
 
-#define FILTERBANK_SCALES         3
-#define FILTERBANK_COLOUR         3
-#define FILTERBANK_PER_SCALE      7
-#define FILTERBANK_CHANNELS       (FILTERBANK_COLOUR + FILTERBANK_SCALES * FILTERBANK_PER_SCALE)
-#define FILTERBANK_STRIDE         8
+#define FILTERBANK_SCALES    3
+#define FILTERBANK_COLOUR    3
+#define FILTERBANK_PER_SCALE 7
+#define FILTERBANK_CHANNELS  (FILTERBANK_COLOUR + FILTERBANK_SCALES * FILTERBANK_PER_SCALE)
+#define FILTERBANK_STRIDE    8
 /* Gradient magnitude of pure sensor noise at scale 0, in ImageNet-normalized
  * units: about 0.012 grey levels / 0.225 std x the derivative filter's L2 norm
  * 0.2 x sqrt(2) components = 0.015, rounded up. */
-#define FILTERBANK_NOISE_FLOOR    0.02f
+#define FILTERBANK_NOISE_FLOOR 0.02f
 
 /* Maps (N, FILTERBANK_CHANNELS, ceil(H/8), ceil(W/8)) of images x (N, 3, H, W)
  * (any normalization; H, W >= 8). */
