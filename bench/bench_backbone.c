@@ -1,20 +1,27 @@
 /* Feature extraction per image (batch 1, square input) of the four backbones,
  * against the PyTorch reference of tools/fixtures/make_backbone_fixtures.py
- * measured in the same run. One line per case:
- *   backbone name=resnet18 size=256 threads=2 ms=... torch_ms=... peak_mb=...
- *            torch_peak_mb=... torch_base_mb=...
+ * measured in the same run. One line per case and thread count T of ours
+ * (1, 2):
+ *   backbone name=resnet18 size=256 threads=2 ms=... torch_ms=...
+ *            torch_threads=1 torch_blas_threads=2 peak_mb=... torch_peak_mb=...
+ *            torch_base_mb=... cpu_ms=... torch_cpu_ms=...
  * The network runs up to its deepest default tap (tf_efficientnet_b6: stage 4,
  * resnets: layer3, mobilenet_v2: features.17), as HGAD / CFLOW use them.
- * ms: best time over repetitions after a warm-up, with this process's OpenMP
- * threads (set OMP_NUM_THREADS). torch_ms: the best of PyTorch with
- * torch.set_num_threads(1) and (2), OMP_NUM_THREADS pinned to the same. Minima
- * are robust to other processes sharing the cores. peak_mb: peak RSS of a
- * child process that builds the backbone (random weights) and runs the case;
- * torch_peak_mb: the same for the python process, torch_base_mb its RSS after
- * importing torch and before building the model. cpu_ms / torch_cpu_ms: the
- * best CPU time (all threads) of a run, a check when other processes share the
- * cores (the wall times then mostly measure the scheduler). "NA" without
- * python3 + torch.
+ * ms: best time over repetitions after one warm-up run, with T OpenMP threads.
+ * torch_ms: PyTorch's best time over as many repetitions after one warm-up run
+ * on the same input size, in its fastest thread setting of
+ * bench/bench_common.h (torch_threads = torch.set_num_threads =
+ * OMP_NUM_THREADS = MKL_NUM_THREADS, torch_blas_threads =
+ * OPENBLAS_NUM_THREADS; (1, 1), (2, 2), (1, 2), (2, 1): torch runs 1x1 and
+ * small convolutions as im2col + OpenBLAS GEMM, the others in oneDNN); both
+ * rows of a case are compared with that one measurement. Minima are robust to
+ * other processes sharing the cores. peak_mb: peak RSS of a child process that
+ * builds the backbone (random weights) and runs the case; torch_peak_mb: the
+ * same for the python process of the fastest setting, torch_base_mb its RSS
+ * after importing torch and before building the model. cpu_ms / torch_cpu_ms:
+ * the best CPU time (all threads) of a run (PyTorch: the lowest of its
+ * settings), a check when other processes share the cores (the wall times then
+ * mostly measure the scheduler). "NA" without python3 + torch.
  * Options: --quick (256 px only, fewer repetitions), --backbones a,b,
  * --sizes 256,512, --reps N. */
 #include <math.h>
@@ -27,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/bench_common.h"
 #include "models/backbone.h"
 
 static double now_seconds(clockid_t clock) {
@@ -60,9 +68,11 @@ static void fill_weights(ParamSet *ps) {
     }
 }
 
-/* Runs one case in this (child) process; ms < 0 on failure. */
-static Timing run_case(BackboneKind kind, int size, int reps) {
+/* Runs one case in this (child) process with `threads` OpenMP threads; ms < 0
+ * on failure. */
+static Timing run_case(BackboneKind kind, int size, int reps, int threads) {
     Timing best = {1e30, 1e30}, failed = {-1, -1};
+    omp_set_num_threads(threads);
     Backbone *bb = backbone_new(kind);
     if (!bb) return failed;
     fill_weights(backbone_params(bb));
@@ -89,7 +99,8 @@ static Timing run_case(BackboneKind kind, int size, int reps) {
 }
 
 /* Forks a child for the case so that its peak RSS is the case's alone. */
-static bool measure_ours(BackboneKind kind, int size, int reps, Timing *time, double *peak_mb) {
+static bool measure_ours(BackboneKind kind, int size, int reps, int threads, Timing *time,
+                         double *peak_mb) {
     int fds[2];
     if (pipe(fds) != 0) return false;
     fflush(stdout);
@@ -97,7 +108,7 @@ static bool measure_ours(BackboneKind kind, int size, int reps, Timing *time, do
     if (pid < 0) return false;
     if (pid == 0) {
         close(fds[0]);
-        Timing t = run_case(kind, size, reps);
+        Timing t = run_case(kind, size, reps, threads);
         ssize_t w = write(fds[1], &t, sizeof t);
         _exit(w == (ssize_t)sizeof t && t.ms >= 0 ? 0 : 1);
     }
@@ -113,38 +124,47 @@ static bool measure_ours(BackboneKind kind, int size, int reps, Timing *time, do
     return true;
 }
 
+/* bench_python() when it imports torch and torchvision, else NULL. */
 static const char *find_python(void) {
-    static const char *candidates[] = {"python3", "/usr/bin/python3"};
-    for (size_t i = 0; i < sizeof candidates / sizeof *candidates; i++) {
-        char cmd[256];
-        snprintf(cmd, sizeof cmd, "%s -c 'import torch, torchvision' >/dev/null 2>&1",
-                 candidates[i]);
-        if (system(cmd) == 0) return candidates[i];
-    }
-    return NULL;
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "%s -c 'import torch, torchvision' >/dev/null 2>&1", bench_python());
+    return system(cmd) == 0 ? bench_python() : NULL;
 }
 
-/* Best of 1 and 2 torch threads; false when unavailable. */
+/* PyTorch in each thread setting, the fastest into *time (its setting into
+ * *setting); false when unavailable. Prints "# torch backbone ..." with every
+ * setting's time. */
 static bool measure_torch(const char *python, const char *script, const char *name, int size,
-                          int reps, Timing *time, double *peak_mb, double *base_mb) {
+                          int reps, Timing *time, TorchSetting *setting, double *peak_mb,
+                          double *base_mb) {
     bool any = false;
-    for (int threads = 1; python && threads <= 2; threads++) {
-        char cmd[8192];
-        snprintf(cmd, sizeof cmd,
-                 "OMP_NUM_THREADS=%d MKL_NUM_THREADS=%d %s %s bench --backbone %s --size %d "
-                 "--threads %d --reps %d",
-                 threads, threads, python, script, name, size, threads, reps);
+    char line[512];
+    int len =
+        snprintf(line, sizeof line,
+                 "# torch backbone name=%s size=%d, ms by setting (threads/blas):", name, size);
+    for (int k = 0; python && k < BENCH_TORCH_SETTINGS; k++) {
+        const TorchSetting s = bench_torch_setting(k);
+        char cmd[8192], env[128];
+        snprintf(cmd, sizeof cmd, "%s %s %s bench --backbone %s --size %d --threads %d --reps %d",
+                 bench_torch_env(s, env, sizeof env), python, script, name, size, s.threads, reps);
         FILE *p = popen(cmd, "r");
         if (!p) continue;
-        double t, peak, base, cpu;
-        if (fscanf(p, "torch_ms=%lf torch_peak_mb=%lf torch_base_mb=%lf torch_cpu_ms=%lf", &t,
-                   &peak, &base, &cpu) == 4) {
-            if (!any || t < time->ms) time->ms = t, *peak_mb = peak, *base_mb = base;
+        double t = 0, peak = 0, base = 0, cpu = 0;
+        bool ok = fscanf(p, "torch_ms=%lf torch_peak_mb=%lf torch_base_mb=%lf torch_cpu_ms=%lf", &t,
+                         &peak, &base, &cpu) == 4;
+        ok = pclose(p) == 0 && ok;
+        if (ok) {
+            if (!any || t < time->ms) time->ms = t, *setting = s, *peak_mb = peak, *base_mb = base;
             if (!any || cpu < time->cpu_ms) time->cpu_ms = cpu;
             any = true;
         }
-        pclose(p);
+        if (len > 0 && len < (int)sizeof line) {
+            char ms[32];
+            len += snprintf(line + len, sizeof line - (size_t)len, " %d/%d %s;", s.threads,
+                            s.blas_threads, bench_fmt(ms, sizeof ms, 1, t, ok));
+        }
     }
+    if (python) printf("%s\n", line);
     return any;
 }
 
@@ -185,7 +205,6 @@ int main(int argc, char **argv) {
     snprintf(script, sizeof script, "%s/tools/fixtures/make_backbone_fixtures.py",
              root && *root ? root : ".");
     const char *python = access(script, R_OK) == 0 ? find_python() : NULL;
-    int threads = omp_get_max_threads();
     char list[512];
     snprintf(list, sizeof list, "%s", names);
     for (char *name = strtok(list, ","); name; name = strtok(NULL, ",")) {
@@ -195,14 +214,11 @@ int main(int argc, char **argv) {
             return 2;
         }
         for (int s = 0; s < n_sizes; s++) {
-            Timing ours, theirs = {0, 0};
-            double peak, tpeak = 0, tbase = 0;
-            if (!measure_ours(kind, sizes[s], reps, &ours, &peak)) {
-                fprintf(stderr, "bench_backbone: %s at %d failed\n", name, sizes[s]);
-                return 1;
-            }
-            bool torch =
-                measure_torch(python, script, name, sizes[s], reps, &theirs, &tpeak, &tbase);
+            Timing theirs = {0, 0};
+            TorchSetting setting = {0, 0};
+            double tpeak = 0, tbase = 0;
+            bool torch = measure_torch(python, script, name, sizes[s], reps, &theirs, &setting,
+                                       &tpeak, &tbase);
             char t1[32] = "NA", t2[32] = "NA", t3[32] = "NA", t4[32] = "NA";
             if (torch) {
                 snprintf(t1, sizeof t1, "%.1f", theirs.ms);
@@ -210,10 +226,20 @@ int main(int argc, char **argv) {
                 snprintf(t3, sizeof t3, "%.0f", tbase);
                 snprintf(t4, sizeof t4, "%.1f", theirs.cpu_ms);
             }
-            printf("backbone name=%s size=%d threads=%d ms=%.1f torch_ms=%s peak_mb=%.0f "
-                   "torch_peak_mb=%s torch_base_mb=%s cpu_ms=%.1f torch_cpu_ms=%s\n",
-                   name, sizes[s], threads, ours.ms, t1, peak, t2, t3, ours.cpu_ms, t4);
-            fflush(stdout);
+            for (int threads = 1; threads <= 2; threads++) {
+                Timing ours;
+                double peak;
+                if (!measure_ours(kind, sizes[s], reps, threads, &ours, &peak)) {
+                    fprintf(stderr, "bench_backbone: %s at %d failed\n", name, sizes[s]);
+                    return 1;
+                }
+                printf("backbone name=%s size=%d threads=%d ms=%.1f torch_ms=%s torch_threads=%d "
+                       "torch_blas_threads=%d peak_mb=%.0f torch_peak_mb=%s torch_base_mb=%s "
+                       "cpu_ms=%.1f torch_cpu_ms=%s\n",
+                       name, sizes[s], threads, ours.ms, t1, setting.threads, setting.blas_threads,
+                       peak, t2, t3, ours.cpu_ms, t4);
+                fflush(stdout);
+            }
         }
     }
     return 0;

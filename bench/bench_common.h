@@ -1,7 +1,8 @@
-/* Helpers shared by the HGAD benchmarks (bench_epoch, bench_score,
- * bench_scaling): clocks, medians, running a case in a fresh child process to
+/* Helpers shared by the benchmarks against PyTorch (bench_flow, bench_epoch,
+ * bench_score, bench_scaling; bench_conv and bench_backbone use the thread
+ * settings): clocks, medians, running a case in a fresh child process to
  * measure its peak memory alone, and running the PyTorch side
- * (tools/bench/torch_hgad.py) in its own process.
+ * (tools/bench/torch_hgad.py) in its own process in each thread setting.
  *
  * Every function is static: each benchmark is one translation unit linked with
  * the library (Makefile rule $(BUILD)/bench/%). The parent process never runs
@@ -11,7 +12,6 @@
 #define HG_BENCH_COMMON_H
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,34 +98,79 @@ static inline bool bench_in_child(BenchCase run, void *context, double *values, 
 
 /* ---- the PyTorch side ---- */
 
+/* One thread setting of PyTorch. Debian's torch 1.13 runs matmuls through
+ * OpenBLAS, whose own thread pool OPENBLAS_NUM_THREADS sizes, and most
+ * convolutions through oneDNN on torch's OpenMP pool (torch.set_num_threads,
+ * OMP_NUM_THREADS; MKL_NUM_THREADS is pinned alike although no MKL is
+ * linked). Both pools at 2 threads oversubscribe 2 cores, while one of them at
+ * 1 leaves a core idle in that part of the work, so no single pinning is best
+ * for every workload: every side-by-side case measures PyTorch in each of the
+ * BENCH_TORCH_SETTINGS settings and compares against the fastest, naming it
+ * (torch_threads, torch_blas_threads). */
+typedef struct TorchSetting {
+    int threads;      /* torch.set_num_threads = OMP_NUM_THREADS = MKL_NUM_THREADS */
+    int blas_threads; /* OPENBLAS_NUM_THREADS */
+} TorchSetting;
+
+#define BENCH_TORCH_SETTINGS 4
+
+/* Setting i of (1, 1), (2, 2), (1, 2), (2, 1): (1, 1) first, so that the
+ * 1-thread figure is always measured in full (bench_torch_sweep's time limit
+ * applies to the later ones). */
+static inline TorchSetting bench_torch_setting(int i) {
+    static const TorchSetting settings[BENCH_TORCH_SETTINGS] = {{1, 1}, {2, 2}, {1, 2}, {2, 1}};
+    return settings[i];
+}
+
+/* True when setting s uses at most max_threads threads in each pool. */
+static inline bool bench_torch_within(TorchSetting s, int max_threads) {
+    return s.threads <= max_threads && s.blas_threads <= max_threads;
+}
+
+/* The environment assignments that pin setting s, for a shell command. */
+static inline const char *bench_torch_env(TorchSetting s, char *buf, size_t size) {
+    snprintf(buf, size, "OMP_NUM_THREADS=%d MKL_NUM_THREADS=%d OPENBLAS_NUM_THREADS=%d", s.threads,
+             s.threads, s.blas_threads);
+    return buf;
+}
+
+/* The python3 with torch: $PYTHON (the Makefile exports Debian's
+ * /usr/bin/python3) or python3 on PATH. */
+static inline const char *bench_python(void) {
+    const char *python = getenv("PYTHON");
+    return python && *python ? python : "python3";
+}
+
 typedef struct TorchResult {
     bool ok;
-    int threads;
+    TorchSetting setting;
     double seconds, peak_mb, base_mb;
     double extra[2]; /* the first two further key=value figures, if any */
     double wall;     /* of the whole python process (start-up included) */
 } TorchResult;
 
-/* True when python3 imports torch (checked once). */
+/* True when bench_python() imports torch (checked once). */
 static inline bool bench_have_torch(void) {
     static int have = -1;
-    if (have < 0) have = system("python3 -c 'import torch' >/dev/null 2>&1") == 0;
+    if (have < 0) {
+        char cmd[512];
+        snprintf(cmd, sizeof cmd, "%s -c 'import torch' >/dev/null 2>&1", bench_python());
+        have = system(cmd) == 0;
+    }
     return have == 1;
 }
 
-/* Runs tools/bench/torch_hgad.py ARGS with `threads` torch threads
- * (OMP_NUM_THREADS, MKL_NUM_THREADS and OPENBLAS_NUM_THREADS pinned alike) and
- * parses its line "seconds=S peak_mb=P base_mb=B [k=v ...]". With limit > 0
- * the process is killed after `limit` seconds (the result is then not ok). */
-static inline TorchResult bench_torch_run(int threads, double limit, const char *args) {
-    TorchResult r = {.ok = false, .threads = threads};
+/* Runs tools/bench/torch_hgad.py ARGS pinned to setting s (ARGS must pass
+ * s.threads as the script's THREADS) and parses its line "seconds=S
+ * peak_mb=P base_mb=B [k=v ...]". With limit > 0 the process is killed after
+ * `limit` seconds (the result is then not ok). */
+static inline TorchResult bench_torch_run(TorchSetting s, double limit, const char *args) {
+    TorchResult r = {.ok = false, .setting = s};
     if (!bench_have_torch()) return r;
-    char cmd[4096], line[1024], stop[64] = "";
+    char cmd[4096], line[1024], stop[64] = "", env[128];
     if (limit > 0) snprintf(stop, sizeof stop, "timeout -s KILL %.0f ", ceil(limit));
-    snprintf(cmd, sizeof cmd,
-             "exec env OMP_NUM_THREADS=%d MKL_NUM_THREADS=%d OPENBLAS_NUM_THREADS=%d %spython3 "
-             "%s/tools/bench/torch_hgad.py %s",
-             threads, threads, threads, stop, bench_source_dir(), args);
+    snprintf(cmd, sizeof cmd, "exec env %s %s%s %s/tools/bench/torch_hgad.py %s",
+             bench_torch_env(s, env, sizeof env), stop, bench_python(), bench_source_dir(), args);
     fflush(stdout);
     const double start = bench_now();
     FILE *p = popen(cmd, "r");
@@ -151,32 +196,68 @@ static inline TorchResult bench_torch_run(int threads, double limit, const char 
     return r;
 }
 
-/* bench_torch_run with printf-style arguments and no time limit. */
-static inline TorchResult bench_torch(int threads, const char *fmt, ...) {
-    char args[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    return bench_torch_run(threads, 0, args);
+/* Writes into args (size bytes) the torch_hgad.py arguments of one run with
+ * `threads` torch threads; pilot: the short run that only ranks the settings. */
+typedef void (*TorchArgs)(const void *context, int threads, bool pilot, char *args, size_t size);
+
+/* The fastest ok result among results[0 .. BENCH_TORCH_SETTINGS) whose
+ * setting is within max_threads (ok false if there is none). */
+static inline TorchResult bench_torch_fastest(const TorchResult *results, int max_threads) {
+    TorchResult best = {.ok = false};
+    for (int i = 0; i < BENCH_TORCH_SETTINGS; i++)
+        if (results[i].ok && bench_torch_within(results[i].setting, max_threads) &&
+            (!best.ok || results[i].seconds < best.seconds))
+            best = results[i];
+    return best;
 }
 
-/* The faster of two runs (either may have failed). */
-static inline TorchResult bench_torch_faster(TorchResult a, TorchResult b) {
-    if (!a.ok) return b;
-    if (!b.ok) return a;
-    return b.seconds < a.seconds ? b : a;
-}
-
-/* PyTorch's best of 1 and 2 threads: args1 and args2 are the script's
- * arguments for each. The 2-thread process is stopped once it has run 1.2x as
- * long as the whole 1-thread process plus 5 s: it could no longer be the
- * faster one (it has the same start-up work), and on a machine shared with
- * other jobs two torch threads can be many times slower than one. */
-static inline TorchResult bench_torch_best(const char *args1, const char *args2) {
-    TorchResult one = bench_torch_run(1, 0, args1);
-    TorchResult two = bench_torch_run(2, one.ok ? 1.2 * one.wall + 5 : 0, args2);
-    return bench_torch_faster(one, two);
+/* Measures PyTorch once in each setting within max_threads and returns the
+ * fastest; results (may be NULL) receives each setting's run (not ok: not
+ * run, failed or stopped). With pilot, every setting runs the pilot arguments
+ * and only the fastest of them runs the full ones, which give the result.
+ * A run is stopped once it has taken 1.2x as long as the whole fastest process
+ * so far plus 5 s: it could no longer be the faster one (it has the same
+ * start-up work), and on a machine shared with other jobs an oversubscribed
+ * setting can be many times slower. Prints "# torch LABEL: ..." with every
+ * setting's time (make_results.sh lists these lines). */
+static inline TorchResult bench_torch_sweep(const char *label, TorchArgs make_args,
+                                            const void *context, int max_threads, bool pilot,
+                                            TorchResult *results) {
+    TorchResult all[BENCH_TORCH_SETTINGS];
+    double fastest_wall = 0;
+    char args[2048], line[1024], item[128];
+    snprintf(line, sizeof line, "# torch %s%s, seconds by setting (threads/blas):", label,
+             pilot ? " (pilot runs)" : "");
+    for (int i = 0; i < BENCH_TORCH_SETTINGS; i++) {
+        const TorchSetting s = bench_torch_setting(i);
+        all[i] = (TorchResult){.ok = false, .setting = s};
+        if (!bench_torch_within(s, max_threads)) continue;
+        make_args(context, s.threads, pilot, args, sizeof args);
+        all[i] = bench_torch_run(s, fastest_wall > 0 ? 1.2 * fastest_wall + 5 : 0, args);
+        if (all[i].ok && (fastest_wall == 0 || all[i].wall < fastest_wall))
+            fastest_wall = all[i].wall;
+        if (all[i].ok)
+            snprintf(item, sizeof item, " %d/%d %.4f;", s.threads, s.blas_threads, all[i].seconds);
+        else
+            snprintf(item, sizeof item, " %d/%d stopped or failed;", s.threads, s.blas_threads);
+        strncat(line, item, sizeof line - strlen(line) - 1);
+    }
+    TorchResult best = bench_torch_fastest(all, max_threads);
+    if (pilot && best.ok) {
+        make_args(context, best.setting.threads, false, args, sizeof args);
+        best = bench_torch_run(best.setting, 0, args);
+        if (best.ok)
+            snprintf(item, sizeof item, " measured in %d/%d: %.4f", best.setting.threads,
+                     best.setting.blas_threads, best.seconds);
+        else
+            snprintf(item, sizeof item, " measurement in %d/%d failed", best.setting.threads,
+                     best.setting.blas_threads);
+        strncat(line, item, sizeof line - strlen(line) - 1);
+    }
+    printf("%s\n", line);
+    fflush(stdout);
+    if (results) memcpy(results, all, sizeof all);
+    return best;
 }
 
 /* "%.Nf" of v, or "NA" when !ok. */

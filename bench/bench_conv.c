@@ -1,19 +1,26 @@
 /* Benchmark of conv2d_forward on EfficientNet-typical layers (batch 1, no bias)
- * against PyTorch's F.conv2d measured in the same run. One line per case:
+ * against PyTorch's F.conv2d measured in the same run. One line per case and
+ * thread count T of ours (1, 2):
  *   conv kind=dw3x3 c=192 hw=64 stride=1 threads=2 ms=0.123 torch_ms=0.150
- * ms: the best (minimum) time over repetitions with this process's OpenMP
- * threads (T); torch_ms: the best time of PyTorch with 1 and with 2 threads, each
- * measured by an embedded python3 script with torch.set_num_threads and
- * OMP_NUM_THREADS pinned; "NA" when no python3 with torch is found. Minima are
- * used on both sides because they are robust to other processes sharing the
- * cores (medians of 2-thread runs on a busy 2-core machine mostly measure the
- * scheduler). `--quick`: fewer repetitions. */
+ *        torch_threads=1 torch_blas_threads=2
+ * ms: the best (minimum) time over repetitions after 5 warm-up runs with T
+ * OpenMP threads; torch_ms: PyTorch's best time over the same repetitions
+ * after the same warm-up, in its fastest thread setting of
+ * bench/bench_common.h (torch_threads = torch.set_num_threads =
+ * OMP_NUM_THREADS = MKL_NUM_THREADS, torch_blas_threads =
+ * OPENBLAS_NUM_THREADS; (1, 1), (2, 2), (1, 2), (2, 1): torch runs 1x1 and
+ * small convolutions as im2col + OpenBLAS GEMM, the others in oneDNN), one
+ * embedded python3 script per setting; "NA" when no python3 with torch is
+ * found. Minima are used on both sides because they are robust to other
+ * processes sharing the cores (medians of 2-thread runs on a busy 2-core
+ * machine mostly measure the scheduler). `--quick`: fewer repetitions. */
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "bench/bench_common.h"
 #include "nn/conv2d.h"
 #include "tensor/rng.h"
 
@@ -21,14 +28,14 @@ typedef struct Case {
     const char *kind; /* pw (1x1), dw3x3, dw5x5 */
     int64_t cin, cout, k, hw;
     int stride;
-    double torch_ms; /* best over thread counts; < 0 when unknown */
 } Case;
 
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+/* PyTorch's times of one case. */
+typedef struct TorchTimes {
+    double ms;                               /* best over the settings; < 0 when unknown */
+    TorchSetting setting;                    /* that gave ms */
+    double by_setting[BENCH_TORCH_SETTINGS]; /* < 0 when unknown */
+} TorchTimes;
 
 static bool is_depthwise(const Case *c) {
     return c->kind[0] == 'd';
@@ -56,28 +63,22 @@ static const char *torch_script =
     "            times.append(time.perf_counter() - t0)\n"
     "    print(i, min(times[5:]) * 1e3, flush=True)\n";
 
-/* A python3 that imports torch, or NULL. */
-static const char *find_python(void) {
-    static const char *candidates[] = {"python3", "/usr/bin/python3"};
-    for (size_t i = 0; i < sizeof candidates / sizeof *candidates; i++) {
-        char cmd[256];
-        snprintf(cmd, sizeof cmd, "%s -c 'import torch' >/dev/null 2>&1", candidates[i]);
-        if (system(cmd) == 0) return candidates[i];
+/* Every case in every thread setting, one python3 per setting. */
+static void measure_torch(const Case *cases, TorchTimes *torch, int n, int reps) {
+    for (int i = 0; i < n; i++) {
+        torch[i].ms = -1;
+        for (int k = 0; k < BENCH_TORCH_SETTINGS; k++) torch[i].by_setting[k] = -1;
     }
-    return NULL;
-}
-
-static void measure_torch(Case *cases, int n, int reps) {
-    for (int i = 0; i < n; i++) cases[i].torch_ms = -1;
-    const char *python = find_python();
-    if (!python) return;
+    if (!bench_have_torch()) return;
     setenv("HG_BENCH_TORCH_SCRIPT", torch_script, 1);
-    for (int threads = 1; threads <= 2; threads++) {
-        char cmd[4096];
+    for (int k = 0; k < BENCH_TORCH_SETTINGS; k++) {
+        const TorchSetting setting = bench_torch_setting(k);
+        char cmd[4096], env[128];
         int len = snprintf(cmd, sizeof cmd,
-                           "OMP_NUM_THREADS=%d %s -c 'import os; "
+                           "%s %s -c 'import os; "
                            "exec(os.environ[\"HG_BENCH_TORCH_SCRIPT\"])' %d %d",
-                           threads, python, threads, reps);
+                           bench_torch_env(setting, env, sizeof env), bench_python(),
+                           setting.threads, reps);
         for (int i = 0; i < n; i++)
             len += snprintf(cmd + len, sizeof cmd - (size_t)len, " %s,%lld,%lld,%lld,%lld,%d",
                             cases[i].kind, (long long)cases[i].cin, (long long)cases[i].cout,
@@ -87,11 +88,16 @@ static void measure_torch(Case *cases, int n, int reps) {
         int index;
         double ms;
         while (fscanf(p, "%d %lf", &index, &ms) == 2)
-            if (index >= 0 && index < n &&
-                (cases[index].torch_ms < 0 || ms < cases[index].torch_ms))
-                cases[index].torch_ms = ms;
-        pclose(p);
+            if (index >= 0 && index < n) torch[index].by_setting[k] = ms;
+        if (pclose(p) != 0)
+            for (int i = 0; i < n; i++) torch[i].by_setting[k] = -1;
     }
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < BENCH_TORCH_SETTINGS; k++) {
+            const double ms = torch[i].by_setting[k];
+            if (ms >= 0 && (torch[i].ms < 0 || ms < torch[i].ms))
+                torch[i].ms = ms, torch[i].setting = bench_torch_setting(k);
+        }
 }
 
 static double measure_ours(const Case *c, int reps) {
@@ -102,9 +108,9 @@ static double measure_ours(const Case *c, int reps) {
     Conv2dSpec spec = conv2d_spec(c->stride, (int)(c->k / 2), 1, (int)groups);
     double best = 1e30;
     for (int r = -5; r < reps; r++) {
-        double t0 = now_seconds();
+        double t0 = bench_now();
         Tensor *y = conv2d_forward(x, w, NULL, &spec);
-        double t = now_seconds() - t0;
+        double t = bench_now() - t0;
         if (!y) {
             fprintf(stderr, "bench_conv: %s\n", hg_last_error());
             exit(1);
@@ -122,32 +128,46 @@ int main(int argc, char **argv) {
     bool quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
     int reps = quick ? 20 : 100;
     Case cases[] = {
-        {"pw", 32, 192, 1, 64, 1, 0},      {"pw", 192, 32, 1, 64, 1, 0},
-        {"pw", 32, 192, 1, 128, 1, 0},     {"pw", 192, 32, 1, 128, 1, 0},
-        {"dw3x3", 192, 192, 3, 64, 1, 0},  {"dw3x3", 192, 192, 3, 64, 2, 0},
-        {"dw3x3", 192, 192, 3, 128, 1, 0}, {"dw3x3", 192, 192, 3, 128, 2, 0},
-        {"dw5x5", 192, 192, 5, 64, 1, 0},  {"dw5x5", 192, 192, 5, 64, 2, 0},
-        {"dw5x5", 192, 192, 5, 128, 1, 0}, {"dw5x5", 192, 192, 5, 128, 2, 0},
+        {"pw", 32, 192, 1, 64, 1},      {"pw", 192, 32, 1, 64, 1},
+        {"pw", 32, 192, 1, 128, 1},     {"pw", 192, 32, 1, 128, 1},
+        {"dw3x3", 192, 192, 3, 64, 1},  {"dw3x3", 192, 192, 3, 64, 2},
+        {"dw3x3", 192, 192, 3, 128, 1}, {"dw3x3", 192, 192, 3, 128, 2},
+        {"dw5x5", 192, 192, 5, 64, 1},  {"dw5x5", 192, 192, 5, 64, 2},
+        {"dw5x5", 192, 192, 5, 128, 1}, {"dw5x5", 192, 192, 5, 128, 2},
     };
     int n = (int)(sizeof cases / sizeof *cases);
-    measure_torch(cases, n, reps);
-    int threads = omp_get_max_threads();
+    TorchTimes torch_times[sizeof cases / sizeof *cases];
+    measure_torch(cases, torch_times, n, reps);
     for (int i = 0; i < n; i++) {
         const Case *c = &cases[i];
-        double ms = measure_ours(c, reps);
-        char kind[32], torch[32];
+        const TorchTimes *t = &torch_times[i];
+        char kind[32], torch[32], line[512];
         if (is_depthwise(c))
             snprintf(kind, sizeof kind, "%s c=%lld", c->kind, (long long)c->cin);
         else
             snprintf(kind, sizeof kind, "pw%lldto%lld c=%lld", (long long)c->cin,
                      (long long)c->cout, (long long)(c->cin > c->cout ? c->cin : c->cout));
-        if (c->torch_ms >= 0)
-            snprintf(torch, sizeof torch, "%.3f", c->torch_ms);
-        else
-            snprintf(torch, sizeof torch, "NA");
-        printf("conv kind=%s hw=%lld stride=%d threads=%d ms=%.3f torch_ms=%s\n", kind,
-               (long long)c->hw, c->stride, threads, ms, torch);
-        fflush(stdout);
+        int len =
+            snprintf(line, sizeof line,
+                     "# torch conv kind=%s hw=%lld stride=%d, ms by setting (threads/blas):", kind,
+                     (long long)c->hw, c->stride);
+        for (int k = 0; k < BENCH_TORCH_SETTINGS && len > 0 && len < (int)sizeof line; k++)
+            len += snprintf(
+                line + len, sizeof line - (size_t)len, " %d/%d %s;", bench_torch_setting(k).threads,
+                bench_torch_setting(k).blas_threads,
+                bench_fmt(torch, sizeof torch, 3, t->by_setting[k], t->by_setting[k] >= 0));
+        printf("%s\n", line);
+        for (int threads = 1; threads <= 2; threads++) {
+            omp_set_num_threads(threads);
+            const double ms = measure_ours(c, reps);
+            const bool ok = t->ms >= 0;
+            printf("conv kind=%s hw=%lld stride=%d threads=%d ms=%.3f torch_ms=%s "
+                   "torch_threads=%d torch_blas_threads=%d\n",
+                   kind, (long long)c->hw, c->stride, threads, ms,
+                   bench_fmt(torch, sizeof torch, 3, t->ms, ok), ok ? t->setting.threads : 0,
+                   ok ? t->setting.blas_threads : 0);
+            fflush(stdout);
+        }
     }
     return 0;
 }

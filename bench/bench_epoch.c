@@ -3,7 +3,8 @@
  * in the same run. One line per thread count of ours (1, 2):
  *   epoch backbone=tf_efficientnet_b6 size=256 images=16 batch=8 sub_epochs=8
  *         steps=48 threads=2 seconds=.. torch_seconds=.. torch_threads=1
- *         speedup=.. peak_mb=.. torch_peak_mb=.. torch_base_mb=.. cache_seconds=..
+ *         torch_blas_threads=2 speedup=.. peak_mb=.. torch_peak_mb=..
+ *         torch_base_mb=.. cache_seconds=..
  *
  * Set-up (not timed as the epoch): datasets/synthetic.h writes a data set
  * into a temporary directory; the pipeline's encoder (tf_efficientnet_b6,
@@ -18,11 +19,15 @@
  * whose peak RSS is peak_mb (the
  * memory-mapped cache pages it reads count in it).
  * PyTorch: tools/bench/torch_hgad.py epoch on the exported features, the same
- * loop with the committed reference flow and prior code; the faster of 1 and
- * 2 threads (torch_threads; bench_common.h: bench_torch_best stops a 2-thread
- * run that can no longer win); torch_peak_mb its process's peak RSS,
- * torch_base_mb its RSS after importing torch (before loading anything).
- * speedup = torch_seconds / seconds. One epoch each (an epoch is many steps).
+ * loop with the committed reference flow and prior code, in its best thread
+ * setting (bench_common.h: torch_threads = torch.set_num_threads =
+ * OMP_NUM_THREADS = MKL_NUM_THREADS, torch_blas_threads =
+ * OPENBLAS_NUM_THREADS, each setting of (1, 1), (2, 2), (1, 2), (2, 1)): a
+ * pilot epoch of one sub-epoch in every setting picks it, then the full epoch
+ * runs in it; torch_peak_mb its process's peak RSS, torch_base_mb its RSS
+ * after importing torch (before loading anything). Both rows of ours are
+ * compared with that best. speedup = torch_seconds / seconds. One epoch each
+ * (an epoch is many steps; the first batch is the warm-up on both sides).
  * Sizes: 2 categories x 8 images = 16 images (2 batches), 8 sub-epochs as the
  * public code (48 steps); --quick: 2 sub-epochs (12 steps). */
 #include <omp.h>
@@ -213,6 +218,13 @@ static bool run_epoch(void *context, double *values) {
     return ok;
 }
 
+/* torch_hgad.py epoch arguments; the pilot runs one sub-epoch. */
+static void torch_epoch_args(const void *context, int threads, bool pilot, char *args,
+                             size_t size) {
+    const EpochCase *c = context;
+    snprintf(args, size, "epoch %s %d %d %d", c->dir, threads, pilot ? 1 : c->sub_epochs, c->batch);
+}
+
 int main(int argc, char **argv) {
     const bool quick = bench_has_flag(argc, argv, "--quick");
     EpochCase c = {.image_size = 256,
@@ -227,24 +239,19 @@ int main(int argc, char **argv) {
     double setup[BENCH_MAX_VALUES], setup_peak;
     bool ok = bench_in_child(set_up, &c, setup, &setup_peak);
     TorchResult best = {.ok = false};
-    if (ok) {
-        char args[2][700];
-        for (int t = 1; t <= 2; t++)
-            snprintf(args[t - 1], sizeof args[t - 1], "epoch %s %d %d %d", c.dir, t, c.sub_epochs,
-                     c.batch);
-        best = bench_torch_best(args[0], args[1]);
-    }
+    if (ok) best = bench_torch_sweep("epoch", torch_epoch_args, &c, 2, true, NULL);
     /* ours with 1 and 2 threads, each against PyTorch's best */
     for (c.threads = 1; ok && c.threads <= 2; c.threads++) {
         double ours[BENCH_MAX_VALUES], peak;
         if (!(ok = bench_in_child(run_epoch, &c, ours, &peak))) break;
         char ts[32], tp[32], tb[32], sp[32];
         printf("epoch backbone=tf_efficientnet_b6 size=%d images=%d batch=%d sub_epochs=%d "
-               "steps=%.0f threads=%d seconds=%.3f torch_seconds=%s torch_threads=%d speedup=%s "
-               "peak_mb=%.0f torch_peak_mb=%s torch_base_mb=%s cache_seconds=%.2f\n",
+               "steps=%.0f threads=%d seconds=%.3f torch_seconds=%s torch_threads=%d "
+               "torch_blas_threads=%d speedup=%s peak_mb=%.0f torch_peak_mb=%s torch_base_mb=%s "
+               "cache_seconds=%.2f\n",
                c.image_size, c.categories * c.images_per_category, c.batch, c.sub_epochs, ours[1],
                c.threads, ours[0], bench_fmt(ts, sizeof ts, 3, best.seconds, best.ok),
-               best.ok ? best.threads : 0,
+               best.ok ? best.setting.threads : 0, best.ok ? best.setting.blas_threads : 0,
                bench_fmt(sp, sizeof sp, 2, best.seconds / ours[0], best.ok), peak,
                bench_fmt(tp, sizeof tp, 0, best.peak_mb, best.ok),
                bench_fmt(tb, sizeof tb, 0, best.base_mb, best.ok), setup[0]);

@@ -3,7 +3,8 @@
  * feature extraction + step as the image size doubles, and both at 1 and 2
  * threads. One line per case:
  *   scaling series=n n=2048 d=200 dc=256 k=12 size=0 threads=1 seconds=..
- *           torch_seconds=.. speedup=.. peak_mb=.. torch_peak_mb=.. torch_base_mb=..
+ *           torch_seconds=.. torch_threads=1 torch_blas_threads=1 speedup=..
+ *           peak_mb=.. torch_peak_mb=.. torch_base_mb=..
  * (the size series adds extract_seconds, step_seconds and their torch_ twins).
  * Then writes a table (bench/scaling.md) and a plot (bench/scaling.png), or
  * into --out DIR.
@@ -17,8 +18,14 @@
  * step of each level on a batch of 8 copies of those maps (level 0 has
  * N = 8 (S/16)^2 rows): seconds = extract_seconds + step_seconds.
  * Series n, d, k and size run with 1 thread on both sides (the growth, not
- * the threading, is measured); series threads repeats the base step at 1 and
- * 2 threads.
+ * the threading, is measured; PyTorch pinned to torch.set_num_threads(1),
+ * OMP_NUM_THREADS = MKL_NUM_THREADS = OPENBLAS_NUM_THREADS = 1); series
+ * threads repeats the base step at 1 and 2 threads. PyTorch's figure of a case
+ * with T threads is its best over the thread settings of bench_common.h that
+ * use at most T threads in each pool (torch_threads = torch.set_num_threads =
+ * OMP_NUM_THREADS = MKL_NUM_THREADS, torch_blas_threads =
+ * OPENBLAS_NUM_THREADS): T = 1 is (1, 1) alone, T = 2 the best of (1, 1),
+ * (2, 2), (1, 2) and (2, 1), the same core budget as ours.
  * Each of our cases runs in a fresh child process (peak_mb: its peak RSS);
  * each PyTorch case in its own python3 (tools/bench/torch_hgad.py step or
  * extract_step; torch_base_mb: its RSS after importing torch). Times are
@@ -72,7 +79,9 @@ static bool run_step(void *context, double *values) {
     Hgad *model = hgad_new(&config);
     Rng rng = rng_new(1);
     Tensor *x = tensor_normal(SHAPE(c->n, c->d), 0, 1, &rng);
-    Tensor *cond = tensor_normal(SHAPE(c->n, c->dc), 0, 1, &rng);
+    /* The condition of training: positional codes of N / 256 images of a 16 x 16
+     * map (every N of the step cases is a multiple of 256), as pipeline/train.c. */
+    Tensor *cond = positional_code_batch(c->dc, 16, 16, c->n / 256);
     int64_t *labels = malloc(sizeof(int64_t) * (size_t)c->n);
     bool ok = model && x && cond && labels;
     double times[MAX_TIMINGS];
@@ -177,6 +186,16 @@ static const Case *find_same(const Case *c) {
     return NULL;
 }
 
+/* torch_hgad.py arguments of a case (no pilot: every case is short). */
+static void torch_case_args(const void *context, int threads, bool pilot, char *args, size_t size) {
+    const Case *c = context;
+    if (c->size)
+        snprintf(args, size, "extract_step %d %d %d", c->size, threads, bench.reps);
+    else
+        snprintf(args, size, "step %d %d %d %d %d %d", c->n, c->d, c->dc, c->k, threads,
+                 bench.reps);
+}
+
 static bool measure(Case *c) {
     const Case *same = find_same(c);
     if (same) {
@@ -189,14 +208,14 @@ static bool measure(Case *c) {
     if (c->size) {
         if (!bench_in_child(run_extract_step, c, v, &c->peak_mb)) return false;
         c->seconds = v[0], c->extract = v[1], c->step = v[2];
-        c->torch =
-            bench_torch(c->threads, "extract_step %d %d %d", c->size, c->threads, bench.reps);
     } else {
         if (!bench_in_child(run_step, c, v, &c->peak_mb)) return false;
         c->seconds = v[0];
-        c->torch = bench_torch(c->threads, "step %d %d %d %d %d %d", c->n, c->d, c->dc, c->k,
-                               c->threads, bench.reps);
     }
+    char label[128];
+    snprintf(label, sizeof label, "scaling series=%s n=%d d=%d k=%d size=%d threads=%d", c->series,
+             c->n, c->d, c->k, c->size, c->threads);
+    c->torch = bench_torch_sweep(label, torch_case_args, c, c->threads, false, NULL);
     c->done = true;
     return true;
 }
@@ -213,9 +232,11 @@ static void print_case(const Case *c) {
                  bench_fmt(tt, sizeof tt, 4, t->extra[1], t->ok));
     }
     printf("scaling series=%s n=%d d=%d dc=%d k=%d size=%d threads=%d seconds=%.4f "
-           "torch_seconds=%s speedup=%s peak_mb=%.0f torch_peak_mb=%s torch_base_mb=%s%s\n",
+           "torch_seconds=%s torch_threads=%d torch_blas_threads=%d speedup=%s peak_mb=%.0f "
+           "torch_peak_mb=%s torch_base_mb=%s%s\n",
            c->series, c->n, c->d, c->dc, c->k, c->size, c->threads, c->seconds,
-           bench_fmt(ts, sizeof ts, 4, t->seconds, t->ok),
+           bench_fmt(ts, sizeof ts, 4, t->seconds, t->ok), t->ok ? t->setting.threads : 0,
+           t->ok ? t->setting.blas_threads : 0,
            bench_fmt(sp, sizeof sp, 2, t->seconds / c->seconds, t->ok), c->peak_mb,
            bench_fmt(tp, sizeof tp, 0, t->peak_mb, t->ok),
            bench_fmt(tb, sizeof tb, 0, t->base_mb, t->ok), extra);
@@ -276,15 +297,21 @@ static bool write_table(const char *path, const char *header) {
             "%d timed run(s) after a warm-up; peak memory is the peak RSS of a fresh process "
             "per case (ours: a forked child; PyTorch: its python3, whose RSS after importing "
             "torch is the *base*, so *work* = peak - base). *x prev* is the growth from the "
-            "previous row (a doubling). Plot: [scaling.png](scaling.png).\n",
+            "previous row (a doubling). *torch s*: PyTorch pinned to 1 thread "
+            "(torch.set_num_threads = OMP_NUM_THREADS = MKL_NUM_THREADS = OPENBLAS_NUM_THREADS "
+            "= 1) in the 1-thread rows; at 2 threads its best of the settings (torch threads, "
+            "OpenBLAS threads) = (1, 1), (2, 2), (1, 2), (2, 1), named in *torch "
+            "threads/OpenBLAS*. "
+            "Plot: [scaling.png](scaling.png).\n",
             bench.reps);
     for (int s = 0; s < N_SERIES; s++) {
         char title[256];
         series_title(SERIES[s], title, sizeof title);
         fprintf(f, "\n## %s\n\n", title);
         fprintf(f,
-                "| %s | ours s | x prev | torch s | x prev | torch/ours | ours peak MB | x prev "
-                "| torch peak MB | torch work MB |\n|---|---|---|---|---|---|---|---|---|---|\n",
+                "| %s | ours s | x prev | torch s | torch threads/OpenBLAS | x prev | torch/ours "
+                "| ours peak MB | x prev | torch peak MB | torch work MB "
+                "|\n|---|---|---|---|---|---|---|---|---|---|---|\n",
                 SERIES[s]);
         const Case *prev = NULL;
         for (int i = 0; i < bench.n_cases; i++) {
@@ -297,9 +324,10 @@ static bool write_table(const char *path, const char *header) {
             else
                 fprintf(f, " |");
             if (t->ok)
-                fprintf(f, " %.3f |", t->seconds);
+                fprintf(f, " %.3f | %d/%d |", t->seconds, t->setting.threads,
+                        t->setting.blas_threads);
             else
-                fprintf(f, " NA |");
+                fprintf(f, " NA | |");
             if (prev && t->ok && prev->torch.ok)
                 fprintf(f, " %.2f |", t->seconds / prev->torch.seconds);
             else

@@ -5,10 +5,15 @@
 # each binary took), then turns that file into bench/RESULTS.md and
 # bench/results.json with bench/make_results.sh.
 # Usage: sh bench/run.sh BUILD_DIR bin...   (BENCH_ARGS, e.g. --quick, is passed
-# to every binary). Exit status 1 if any binary fails.
+# to every binary; BENCH_OUT=DIR writes results.txt, RESULTS.md, results.json
+# and bench_scaling's scaling.md / scaling.png into DIR instead of bench/, e.g.
+# to try a change without replacing the committed results). Exit status 1 if
+# any binary fails.
 build=$1; shift
 here="$(cd "$(dirname "$0")" && pwd)"
-out="$here/results.txt"
+out_dir=${BENCH_OUT:-$here}
+mkdir -p "$out_dir" || exit 1
+out="$out_dir/results.txt"
 tmp="$out.tmp.$$"
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 {
@@ -23,9 +28,12 @@ for bin in "$@"; do
     echo "# load $(load) before $name" >>"$tmp"
     echo "# $name ${BENCH_ARGS:-}" >>"$tmp"
     t0=$(date +%s)
+    # bench_scaling writes its table and plot beside the results
+    scaling_out=""
+    if [ "$name" = bench_scaling ] && [ -n "${BENCH_OUT:-}" ]; then scaling_out=$out_dir; fi
     # Output is shown live; the exit status travels through a file past tee.
     # shellcheck disable=SC2086
-    { "$bin" ${BENCH_ARGS:-}; echo $? >"$tmp.rc"; } | tee -a "$tmp"
+    { "$bin" ${BENCH_ARGS:-} ${scaling_out:+--out "$scaling_out"}; echo $? >"$tmp.rc"; } | tee -a "$tmp"
     if [ "$(cat "$tmp.rc")" != 0 ]; then
         echo "# $name failed (exit $(cat "$tmp.rc"))" | tee -a "$tmp"
         status=1

@@ -68,20 +68,16 @@ int cmd_audit(int argc, char **argv) {
     };
     const int n_options = (int)(sizeof options / sizeof options[0]);
     CliArgs args;
-    if (!cli_parse(NAME, argc, argv, options, n_options, &args)) return 2;
-    if (args.help) {
-        cli_print_help(
-            NAME, "--checkpoint CKPT [--samples N] [--seed S]",
-            "Checks each level's flow and prior numerically: inverse consistency\n"
-            "max|f^-1(f(x)) - x| on random normal x with the positional condition, the\n"
-            "log-det against log|det J| of the central-difference Jacobian, finite-difference\n"
-            "gradient checks of the loss terms (prior parameters, one block's global_scale),\n"
-            "and that no parameter is NaN or Inf; prints statistics of every parameter group.\n"
-            "Exits with 1 when a check fails.",
-            options, n_options);
-        cli_args_free(&args);
-        return 0;
-    }
+    int early = cli_parse_or_help(
+        NAME, argc, argv, options, n_options, "--checkpoint CKPT [--samples N] [--seed S]",
+        "Checks each level's flow and prior numerically: inverse consistency\n"
+        "max|f^-1(f(x)) - x| on random normal x with the positional condition, the\n"
+        "log-det against log|det J| of the central-difference Jacobian, finite-difference\n"
+        "gradient checks of the loss terms (prior parameters, one block's global_scale),\n"
+        "and that no parameter is NaN or Inf; prints statistics of every parameter group.\n"
+        "Exits with 1 when a check fails.",
+        &args);
+    if (early >= 0) return early;
     int rc = 1;
     Hgad *model = NULL;
     HgadAudit audit = {0};
@@ -89,14 +85,7 @@ int cmd_audit(int argc, char **argv) {
     int64_t samples = o.samples, vectors = o.jacobian_vectors, rows = o.gradcheck_rows, seed = 0,
             threads = 0;
     const char *ckpt = cli_get(&args, "checkpoint");
-    if (args.n_positional) {
-        rc = cli_error(NAME, "unexpected argument '%s'", args.positional[0]);
-        goto done;
-    }
-    if (!ckpt) {
-        rc = cli_error(NAME, "--checkpoint is required (see --help)");
-        goto done;
-    }
+    if (!cli_check_args(NAME, &args, "checkpoint")) goto done;
     if (!cli_get_int(NAME, &args, "samples", 1, 1 << 20, &samples) ||
         !cli_get_int(NAME, &args, "jacobian-vectors", 0, 1000, &vectors) ||
         !cli_get_int(NAME, &args, "gradcheck-rows", 0, 4096, &rows) ||

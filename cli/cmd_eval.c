@@ -87,17 +87,14 @@ int cmd_eval(int argc, char **argv) {
     };
     const int n_options = (int)(sizeof options / sizeof options[0]);
     CliArgs args;
-    if (!cli_parse(NAME, argc, argv, options, n_options, &args)) return 2;
-    if (args.help) {
-        cli_print_help(NAME, "--checkpoint CKPT [options]",
-                       "Scores the test images of each category (spec section 7) and reports image AUROC,\n"
-                       "pixel AUROC and AUPRO (section 8) per category and their mean, as a table on\n"
-                       "stdout and OUTPUT/results.md, OUTPUT/results.json, OUTPUT/roc.png and\n"
-                       "OUTPUT/heatmaps/<category>/.",
-                       options, n_options);
-        cli_args_free(&args);
-        return 0;
-    }
+    int early = cli_parse_or_help(
+        NAME, argc, argv, options, n_options, "--checkpoint CKPT [options]",
+        "Scores the test images of each category (spec section 7) and reports image AUROC,\n"
+        "pixel AUROC and AUPRO (section 8) per category and their mean, as a table on\n"
+        "stdout and OUTPUT/results.md, OUTPUT/results.json, OUTPUT/roc.png and\n"
+        "OUTPUT/heatmaps/<category>/.",
+        &args);
+    if (early >= 0) return early;
     int rc = 1;
     Detector *d = NULL;
     DataSet *test = NULL;
@@ -110,14 +107,7 @@ int cmd_eval(int argc, char **argv) {
     int64_t heatmaps = 8, batch = 8, threads = 0;
     const char *ckpt = cli_get(&args, "checkpoint"), *mode_name = cli_get(&args, "mode");
     const char *output = cli_get(&args, "output") ? cli_get(&args, "output") : "eval-out";
-    if (args.n_positional) {
-        rc = cli_error(NAME, "unexpected argument '%s'", args.positional[0]);
-        goto done;
-    }
-    if (!ckpt) {
-        rc = cli_error(NAME, "--checkpoint is required (see --help)");
-        goto done;
-    }
+    if (!cli_check_args(NAME, &args, "checkpoint")) goto done;
     if (mode_name && strcmp(mode_name, "paper") && strcmp(mode_name, "deployable")) {
         rc = cli_error(NAME, "--mode %s: expected paper or deployable", mode_name);
         goto done;

@@ -12,6 +12,23 @@
 
 #include "cli/args.h"
 
+int cli_parse_or_help(const char *command, int argc, char **argv, CliOption *options, int n_options,
+                      const char *usage, const char *summary, CliArgs *args) {
+    if (!cli_parse(command, argc, argv, options, n_options, args)) return 2;
+    if (!args->help) return -1;
+    cli_print_help(command, usage, summary, options, n_options);
+    cli_args_free(args);
+    return 0;
+}
+
+bool cli_check_args(const char *command, const CliArgs *args, const char *required) {
+    if (args->n_positional)
+        return cli_error(command, "unexpected argument '%s'", args->positional[0]), false;
+    if (required && !cli_get(args, required))
+        return cli_error(command, "--%s is required (see --help)", required), false;
+    return true;
+}
+
 void cli_set_threads(int64_t threads) {
     if (threads > 0) omp_set_num_threads((int)threads);
 }

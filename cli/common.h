@@ -2,7 +2,21 @@
 #ifndef HG_CLI_COMMON_H
 #define HG_CLI_COMMON_H
 
+#include "cli/args.h"
 #include "datasets/dataset.h"
+
+/* The start of a sub-command: parses argv against `options` (cli_parse) and,
+ * on --help, prints "usage: hgad COMMAND USAGE", the summary and the option
+ * table. Returns -1 when the command goes on (args filled; the caller frees
+ * them), else the exit code to return at once: 0 after --help, 2 after a
+ * parse error (already printed). */
+int cli_parse_or_help(const char *command, int argc, char **argv, CliOption *options, int n_options,
+                      const char *usage, const char *summary, CliArgs *args);
+
+/* The checks every sub-command without positional arguments makes: none was
+ * given, and option `required` (NULL: none) is set. Prints the error and
+ * returns false when a check fails. */
+bool cli_check_args(const char *command, const CliArgs *args, const char *required);
 
 /* Opens the `split` of a data set: format "mvtec", "btad", "mvtec3d", "visa"
  * (one root) or "union" (four roots, comma-separated, in the order MVTec AD,

@@ -20,7 +20,8 @@
  *   5. metrics: pixel AUROC of the defective image's map against its mask.
  *
  * The PNG: the clean and the defective test image, each with its anomaly map
- * over it (jet colours, one scale for both), and the true defect mask.
+ * over it (Turbo colours as in hgad eval, one scale for both), and the true
+ * defect mask.
  *
  * Run: build/examples/anomaly_map_synthetic [out_dir]
  *      -> out_dir/anomaly_map_synthetic.png */
@@ -191,9 +192,9 @@ static void draw_image(Image *img, int x0, int y0, const float *grey, int stride
     for (int y = 0; y < 2 * S; y++)
         for (int x = 0; x < 2 * S; x++) {
             float g = fminf(fmaxf(grey[(y / 2) * stride + x / 2], 0), 1);
-            Rgb c = {(uint8_t)(255 * g), (uint8_t)(255 * g), (uint8_t)(255 * g)};
+            PlotColor c = {(uint8_t)(255 * g), (uint8_t)(255 * g), (uint8_t)(255 * g)};
             if (heat)
-                c = rgb_mix(c, colormap_jet((heat[(y / 2) * S + x / 2] - lo) / (hi - lo)), 0.5);
+                c = rgb_mix(c, colormap_turbo((heat[(y / 2) * S + x / 2] - lo) / (hi - lo)), 0.5);
             draw_pixel(img, x0 + x, y0 + y, c);
         }
 }
@@ -270,7 +271,7 @@ int main(int argc, char **argv) {
 
     float lo = a[0], hi = a[0];
     for (int k = 0; k < 2 * S * S; k++) lo = fminf(lo, a[k]), hi = fmaxf(hi, a[k]);
-    Image *img = canvas_new(5 * (2 * S + 12) + 12, 2 * S + 60, RGB_WHITE);
+    Image *img = canvas_new(5 * (2 * S + 12) + 12, 2 * S + 60, PLOT_WHITE);
     const int b = KSIZE / 2, top = 40, step = 2 * S + 12;
     const float *clean = test + b * RAW + b, *bad = test + RAW * RAW + b * RAW + b;
     static float mask_f[S * S];
@@ -283,12 +284,12 @@ int main(int argc, char **argv) {
     const char *titles[5] = {"CLEAN", "CLEAN + MAP", "DEFECTIVE", "DEFECTIVE + MAP",
                              "TRUE DEFECTS"};
     for (int k = 0; k < 5; k++)
-        draw_text(img, 12 + k * step + (2 * S - text_width(titles[k], 2)) / 2, 16, 2, RGB_BLACK,
-                  titles[k]);
+        plot_text(img, 12 + k * step + (2 * S - plot_text_width(titles[k], 2)) / 2, 16, 2,
+                  PLOT_BLACK, titles[k]);
     char caption[160];
     snprintf(caption, sizeof caption, "IMAGE SCORES: CLEAN %.3f, DEFECTIVE %.3f.  PIXEL AUROC %.3f",
              scores[0], scores[1], auroc);
-    draw_text(img, 12, top + 2 * S + 8, 1, RGB_BLACK, caption);
+    plot_text(img, 12, top + 2 * S + 8, 1, PLOT_BLACK, caption);
 
     char path[512];
     int status = 0;

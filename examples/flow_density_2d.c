@@ -115,7 +115,7 @@ int main(int argc, char **argv) {
     /* optim_add_param_set skips buffers: the fixed rotations w_perm stay fixed. */
     if (group < 0 || optim_add_param_set(adam, group, ps, NULL) != HG_OK) return fail("optimizer");
 
-    Image *img = canvas_new(1230, 470, RGB_WHITE);
+    Image *img = canvas_new(1230, 470, PLOT_WHITE);
     Panel before = panel_new(img, 40, 40, 380, 380, -3, 3, -3, 3);
     Panel after = panel_new(img, 440, 40, 380, 380, -3, 3, -3, 3);
     Panel samples = panel_new(img, 840, 40, 380, 380, -3, 3, -3, 3);
@@ -156,15 +156,15 @@ int main(int argc, char **argv) {
             fmax(roundtrip, fabs(tensor_data(z_again->value)[k] - tensor_data(z->value)[k]));
     printf("max |f(f^-1(z)) - z| = %.2g\n", roundtrip);
     for (int i = 0; i < N; i++)
-        panel_point(&samples, data[2 * i], data[2 * i + 1], 2, (Rgb){190, 190, 190});
+        panel_point(&samples, data[2 * i], data[2 * i + 1], 2, (PlotColor){190, 190, 190});
     for (int i = 0; i < SAMPLES; i++)
         panel_point(&samples, tensor_data(x->value)[2 * i], tensor_data(x->value)[2 * i + 1], 2.2,
-                    palette_color(1));
+                    plot_palette(1));
     tape_reset(tape);
 
-    panel_axes(&before, "SQRT P(X) BEFORE TRAINING", RGB_BLACK);
-    panel_axes(&after, "SQRT P(X) AFTER TRAINING", RGB_BLACK);
-    panel_axes(&samples, "SAMPLES F^-1(Z) OVER DATA", RGB_BLACK);
+    panel_axes(&before, "SQRT P(X) BEFORE TRAINING", PLOT_BLACK);
+    panel_axes(&after, "SQRT P(X) AFTER TRAINING", PLOT_BLACK);
+    panel_axes(&samples, "SAMPLES F^-1(Z) OVER DATA", PLOT_BLACK);
     char path[512];
     int status = 0;
     if (!example_output_path(argc, argv, "flow_density_2d.png", path, sizeof path) ||

@@ -160,7 +160,7 @@ static void bar_chart(Image *img, int left, int top, const char *title, const do
                       const int *group_sizes, const char *const *group_names, double tolerance) {
     const int w = 400, h = 220;
     Panel p = panel_new(img, left, top, w, h, 0, n, -8, 1);
-    draw_rect_fill(img, left, top, w, h, (Rgb){245, 245, 245});
+    plot_fill_rect(img, left, top, w, h, (PlotColor){245, 245, 245});
     int k = 0;
     for (int g = 0; g < N_INPUTS; g++) {
         double first = k;
@@ -168,22 +168,22 @@ static void bar_chart(Image *img, int left, int top, const char *title, const do
             double v = fmin(log10(fmax(err[k], 1e-8)), 1), px0, px1, py0, py1;
             panel_to_pixel(&p, k + 0.15, v, &px0, &py0);
             panel_to_pixel(&p, k + 0.85, -8, &px1, &py1);
-            draw_rect_fill(img, (int)px0, (int)py0, (int)(px1 - px0), (int)(py1 - py0) + 1,
-                           palette_color(g));
+            plot_fill_rect(img, (int)px0, (int)py0, (int)(px1 - px0), (int)(py1 - py0) + 1,
+                           plot_palette(g));
         }
         double cx, cy;
         panel_to_pixel(&p, (first + k) / 2, -8, &cx, &cy);
-        draw_text(img, (int)cx - text_width(group_names[g], 2) / 2, top + h + 18, 2,
-                  palette_color(g), group_names[g]);
+        plot_text(img, (int)cx - plot_text_width(group_names[g], 2) / 2, top + h + 18, 2,
+                  plot_palette(g), group_names[g]);
     }
     double tx, ty, tx1, ty1;
     panel_to_pixel(&p, 0, log10(tolerance), &tx, &ty);
     panel_to_pixel(&p, n, log10(tolerance), &tx1, &ty1);
     for (int x = (int)tx; x < (int)tx1; x += 6)
-        draw_line(img, x, (int)ty, x + 3, (int)ty, (Rgb){200, 0, 0});
-    draw_text(img, (int)tx1 - text_width("TOLERANCE", 1) - 2, (int)ty - 8, 1, (Rgb){200, 0, 0},
-              "TOLERANCE");
-    panel_axes(&p, title, RGB_BLACK);
+        draw_line(img, x, (int)ty, x + 3, (int)ty, (PlotColor){200, 0, 0});
+    plot_text(img, (int)tx1 - plot_text_width("TOLERANCE", 1) - 2, (int)ty - 8, 1,
+              (PlotColor){200, 0, 0}, "TOLERANCE");
+    panel_axes(&p, title, PLOT_BLACK);
 }
 
 int main(int argc, char **argv) {
@@ -222,13 +222,13 @@ int main(int argc, char **argv) {
         return 1;
     }
 
-    Image *img = canvas_new(960, 330, RGB_WHITE);
+    Image *img = canvas_new(960, 330, PLOT_WHITE);
     bar_chart(img, 50, 40, "RIGHT BACKWARD", err_right, n, group_sizes, group_names,
               options.tolerance);
     bar_chart(img, 530, 40, "PLANTED BUG", err_wrong, n, group_sizes, group_names,
               options.tolerance);
-    draw_text(img, 8, 40, 1, RGB_BLACK, "LOG10");
-    draw_text(img, 50, 312, 1, RGB_BLACK,
+    plot_text(img, 8, 40, 1, PLOT_BLACK, "LOG10");
+    plot_text(img, 50, 312, 1, PLOT_BLACK,
               "BARS: LOG10 RELATIVE ERROR OF DL/D(ELEMENT), L = SUM(W F), FOR EACH ELEMENT OF X "
               "(4X3), W (3X3), B (3). "
               "DASHED: GRADCHECK TOLERANCE 1E-3.");

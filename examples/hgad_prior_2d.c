@@ -125,7 +125,7 @@ static hg_status train_step(const InvertibleModule *flow, const Prior *prior, Op
 static hg_status paint_prior(const Panel *p, const Prior *prior, const Tensor *log_pi) {
     static float points[2 * GRID * GRID], logp[GRID * GRID];
     static int best[GRID * GRID];
-    static Rgb colors[GRID * GRID];
+    static PlotColor colors[GRID * GRID];
     for (int j = 0; j < GRID; j++)
         for (int i = 0; i < GRID; i++) {
             double gx, gy;
@@ -152,7 +152,7 @@ static hg_status paint_prior(const Panel *p, const Prior *prior, const Tensor *l
     float top = -INFINITY;
     for (int k = 0; k < GRID * GRID; k++) top = fmaxf(top, logp[k]);
     for (int k = 0; k < GRID * GRID; k++)
-        colors[k] = rgb_mix(RGB_WHITE, palette_color(best[k]), 0.8 * (1 + (logp[k] - top) / 12));
+        colors[k] = rgb_mix(PLOT_WHITE, plot_palette(best[k]), 0.8 * (1 + (logp[k] - top) / 12));
     panel_color_grid(p, colors, GRID, GRID);
     return HG_OK;
 }
@@ -165,32 +165,33 @@ static void draw_centers(const Panel *p, const Tensor *mu, const Tensor *delta) 
         for (int k = 0; k < CENTERS - 1; k++) {
             const float *d = tensor_data(delta) + 2 * (c * (CENTERS - 1) + k);
             panel_to_pixel(p, m[0] + d[0], m[1] + d[1], &px, &py);
-            draw_disc(p->img, px, py, 4, RGB_WHITE);
-            draw_circle(p->img, px, py, 4, RGB_BLACK);
+            draw_disc(p->img, px, py, 4, PLOT_WHITE);
+            draw_circle(p->img, px, py, 4, PLOT_BLACK);
         }
         panel_to_pixel(p, m[0], m[1], &px, &py);
-        draw_disc(p->img, px, py, 7, palette_color(c));
-        draw_circle(p->img, px, py, 7, RGB_BLACK);
-        draw_circle(p->img, px, py, 8, RGB_BLACK);
+        draw_disc(p->img, px, py, 7, plot_palette(c));
+        draw_circle(p->img, px, py, 7, PLOT_BLACK);
+        draw_circle(p->img, px, py, 8, PLOT_BLACK);
     }
 }
 
 static void draw_curves(const Panel *p, double (*terms)[N_TERMS]) {
-    static const Rgb colors[N_TERMS] = {{0, 0, 0},     {31, 119, 180},  {214, 39, 40},
-                                        {44, 160, 44}, {148, 103, 189}, {255, 127, 14}};
+    static const PlotColor colors[N_TERMS] = {{0, 0, 0},     {31, 119, 180},  {214, 39, 40},
+                                              {44, 160, 44}, {148, 103, 189}, {255, 127, 14}};
     double px, py, qx, qy;
     panel_to_pixel(p, INTER_STEPS, p->y0, &px, &py); /* the phase switch */
     panel_to_pixel(p, INTER_STEPS, p->y1, &qx, &qy);
     for (int y = (int)qy; y < (int)py; y += 6)
-        draw_line(p->img, (int)px, y, (int)px, y + 3, RGB_GREY);
-    draw_text(p->img, (int)px - text_width("PHASE 1", 1) - 4, (int)qy + 4, 1, RGB_GREY, "PHASE 1");
-    draw_text(p->img, (int)px + 4, (int)qy + 4, 1, RGB_GREY, "PHASE 2");
+        draw_line(p->img, (int)px, y, (int)px, y + 3, EXAMPLE_GREY);
+    plot_text(p->img, (int)px - plot_text_width("PHASE 1", 1) - 4, (int)qy + 4, 1, EXAMPLE_GREY,
+              "PHASE 1");
+    plot_text(p->img, (int)px + 4, (int)qy + 4, 1, EXAMPLE_GREY, "PHASE 2");
     for (int k = 0; k < N_TERMS; k++) {
         for (int step = 1; step < STEPS; step++)
             if (!isnan(terms[step - 1][k]) && !isnan(terms[step][k]))
                 panel_line(p, step - 1, fmax(terms[step - 1][k], p->y0), step,
                            fmax(terms[step][k], p->y0), colors[k]);
-        draw_text(p->img, p->left + p->width - 70, p->top + 16 + 10 * k, 1, colors[k],
+        plot_text(p->img, p->left + p->width - 70, p->top + 16 + 10 * k, 1, colors[k],
                   term_names[k]);
     }
 }
@@ -256,12 +257,12 @@ int main(int argc, char **argv) {
         printf("class %d: mu = (%5.2f, %5.2f)  pi = %.3f\n", c, tensor_data(mu)[2 * c],
                tensor_data(mu)[2 * c + 1], expf(tensor_data(log_pi)[c]));
 
-    Image *img = canvas_new(1230, 470, RGB_WHITE);
+    Image *img = canvas_new(1230, 470, PLOT_WHITE);
     Panel in = panel_new(img, 40, 40, 380, 380, -4, 4, -4, 4);
     Panel latent = panel_new(img, 440, 40, 380, 380, -6, 6, -6, 6);
     Panel curves = panel_new(img, 840, 40, 380, 380, 0, STEPS, -1.5, 3.5);
     for (int i = 0; i < N; i++)
-        panel_point(&in, data[2 * i], data[2 * i + 1], 2, palette_color((int)labels[i]));
+        panel_point(&in, data[2 * i], data[2 * i + 1], 2, plot_palette((int)labels[i]));
 
     if (paint_prior(&latent, prior, log_pi) != HG_OK) return fail("prior density");
     Tape *tape = tape_new();
@@ -272,14 +273,14 @@ int main(int argc, char **argv) {
     if (!z) return fail("latent");
     for (int i = 0; i < N; i++)
         panel_point(&latent, tensor_data(z->value)[2 * i], tensor_data(z->value)[2 * i + 1], 1.6,
-                    palette_color((int)labels[i]));
+                    plot_palette((int)labels[i]));
     tape_free(tape);
     draw_centers(&latent, mu, delta);
     draw_curves(&curves, terms);
 
-    panel_axes(&in, "DATA: 3 CLASSES, 3 MODES EACH", RGB_BLACK);
-    panel_axes(&latent, "Z = F(X): MU (BIG), MU+DELTA (SMALL)", RGB_BLACK);
-    panel_axes(&curves, "LOSS TERMS PER STEP", RGB_BLACK);
+    panel_axes(&in, "DATA: 3 CLASSES, 3 MODES EACH", PLOT_BLACK);
+    panel_axes(&latent, "Z = F(X): MU (BIG), MU+DELTA (SMALL)", PLOT_BLACK);
+    panel_axes(&curves, "LOSS TERMS PER STEP", PLOT_BLACK);
     char path[512];
     int status = 0;
     if (!example_output_path(argc, argv, "hgad_prior_2d.png", path, sizeof path) ||

@@ -110,10 +110,10 @@ int main(int argc, char **argv) {
 
     /* Decision regions: evaluate the model on a grid covering the panel, with
      * gradients off (nothing is kept for a backward pass). */
-    Image *img = canvas_new(560, 560, RGB_WHITE);
+    Image *img = canvas_new(560, 560, PLOT_WHITE);
     Panel panel = panel_new(img, 50, 40, 480, 480, -1.2, 1.2, -1.2, 1.2);
     float *grid = malloc(sizeof(float) * 2 * GRID * GRID);
-    Rgb *colors = malloc(sizeof(Rgb) * GRID * GRID);
+    PlotColor *colors = malloc(sizeof(PlotColor) * GRID * GRID);
     for (int j = 0; j < GRID; j++)
         for (int i = 0; i < GRID; i++) {
             double gx, gy;
@@ -127,16 +127,16 @@ int main(int argc, char **argv) {
     if (!prob) return fail("grid");
     for (int k = 0; k < GRID * GRID; k++) {
         double p1 = tensor_data(prob->value)[2 * k + 1]; /* P(class 1) */
-        Rgb tint = p1 > 0.5 ? palette_color(1) : palette_color(0);
-        colors[k] = rgb_mix(RGB_WHITE, tint, 0.55 * fabs(2 * p1 - 1));
+        PlotColor tint = p1 > 0.5 ? plot_palette(1) : plot_palette(0);
+        colors[k] = rgb_mix(PLOT_WHITE, tint, 0.55 * fabs(2 * p1 - 1));
     }
     tape_reset(tape);
     panel_color_grid(&panel, colors, GRID, GRID);
     for (int i = 0; i < N; i++) {
-        panel_point(&panel, points[2 * i], points[2 * i + 1], 3.2, RGB_WHITE);
-        panel_point(&panel, points[2 * i], points[2 * i + 1], 2.2, palette_color((int)labels[i]));
+        panel_point(&panel, points[2 * i], points[2 * i + 1], 3.2, PLOT_WHITE);
+        panel_point(&panel, points[2 * i], points[2 * i + 1], 2.2, plot_palette((int)labels[i]));
     }
-    panel_axes(&panel, "TWO SPIRALS: MLP DECISION REGIONS", RGB_BLACK);
+    panel_axes(&panel, "TWO SPIRALS: MLP DECISION REGIONS", PLOT_BLACK);
 
     char path[512];
     int status = 0;

@@ -7,43 +7,41 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "report/font.h"
+#include "report/heatmap.h"
+
 static double clamp01(double t) {
     return t < 0 ? 0 : t > 1 ? 1 : t;
 }
 
-Rgb rgb_mix(Rgb a, Rgb b, double t) {
+PlotColor rgb_mix(PlotColor a, PlotColor b, double t) {
     t = clamp01(t);
-    return (Rgb){(uint8_t)lround(a.r + t * (b.r - a.r)), (uint8_t)lround(a.g + t * (b.g - a.g)),
-                 (uint8_t)lround(a.b + t * (b.b - a.b))};
-}
-
-Rgb palette_color(int index) {
-    static const Rgb colors[6] = {{31, 119, 180}, {255, 127, 14},  {44, 160, 44},
-                                  {214, 39, 40},  {148, 103, 189}, {140, 86, 75}};
-    return colors[((index % 6) + 6) % 6];
+    return (PlotColor){(uint8_t)lround(a.r + t * (b.r - a.r)),
+                       (uint8_t)lround(a.g + t * (b.g - a.g)),
+                       (uint8_t)lround(a.b + t * (b.b - a.b))};
 }
 
 /* Piecewise-linear interpolation between `n` evenly spaced control colours. */
-static Rgb ramp(const Rgb *stops, int n, double t) {
+static PlotColor ramp(const PlotColor *stops, int n, double t) {
     double x = clamp01(t) * (n - 1);
     int i = (int)x;
     if (i >= n - 1) return stops[n - 1];
     return rgb_mix(stops[i], stops[i + 1], x - i);
 }
 
-Rgb colormap_viridis(double t) {
-    static const Rgb stops[6] = {{68, 1, 84},    {65, 68, 135},  {42, 120, 142},
-                                 {34, 168, 132}, {122, 209, 81}, {253, 231, 37}};
+PlotColor colormap_viridis(double t) {
+    static const PlotColor stops[6] = {{68, 1, 84},    {65, 68, 135},  {42, 120, 142},
+                                       {34, 168, 132}, {122, 209, 81}, {253, 231, 37}};
     return ramp(stops, 6, t);
 }
 
-Rgb colormap_jet(double t) {
-    static const Rgb stops[5] = {
-        {0, 0, 160}, {0, 160, 255}, {120, 255, 120}, {255, 200, 0}, {200, 0, 0}};
-    return ramp(stops, 5, t);
+PlotColor colormap_turbo(double t) {
+    uint8_t c[3];
+    heatmap_color(t, c);
+    return (PlotColor){c[0], c[1], c[2]};
 }
 
-Image *canvas_new(int width, int height, Rgb background) {
+Image *canvas_new(int width, int height, PlotColor background) {
     Image *img = image_new(width, height, 3, 8);
     if (img)
         for (int64_t i = 0; i < (int64_t)width * height; i++) {
@@ -54,19 +52,14 @@ Image *canvas_new(int width, int height, Rgb background) {
     return img;
 }
 
-void draw_pixel(Image *img, int x, int y, Rgb c) {
+void draw_pixel(Image *img, int x, int y, PlotColor c) {
     if (x < 0 || y < 0 || x >= img->width || y >= img->height) return;
     uint8_t *p = img->data8 + 3 * ((int64_t)y * img->width + x);
     p[0] = c.r, p[1] = c.g, p[2] = c.b;
 }
 
-void draw_rect_fill(Image *img, int x, int y, int w, int h, Rgb c) {
-    for (int j = y; j < y + h; j++)
-        for (int i = x; i < x + w; i++) draw_pixel(img, i, j, c);
-}
-
 /* Bresenham's line algorithm. */
-void draw_line(Image *img, int x0, int y0, int x1, int y1, Rgb c) {
+void draw_line(Image *img, int x0, int y0, int x1, int y1, PlotColor c) {
     int dx = x1 > x0 ? x1 - x0 : x0 - x1, sx = x0 < x1 ? 1 : -1;
     int dy = y1 > y0 ? y0 - y1 : y1 - y0, sy = y0 < y1 ? 1 : -1;
     int err = dx + dy;
@@ -79,7 +72,7 @@ void draw_line(Image *img, int x0, int y0, int x1, int y1, Rgb c) {
     }
 }
 
-void draw_disc(Image *img, double cx, double cy, double radius, Rgb c) {
+void draw_disc(Image *img, double cx, double cy, double radius, PlotColor c) {
     for (int y = (int)floor(cy - radius); y <= (int)ceil(cy + radius); y++)
         for (int x = (int)floor(cx - radius); x <= (int)ceil(cx + radius); x++)
             if ((x + 0.5 - cx) * (x + 0.5 - cx) + (y + 0.5 - cy) * (y + 0.5 - cy) <=
@@ -87,73 +80,11 @@ void draw_disc(Image *img, double cx, double cy, double radius, Rgb c) {
                 draw_pixel(img, x, y, c);
 }
 
-void draw_circle(Image *img, double cx, double cy, double radius, Rgb c) {
+void draw_circle(Image *img, double cx, double cy, double radius, PlotColor c) {
     int steps = (int)(8 * radius) + 16;
     for (int k = 0; k < steps; k++) {
         double a = 2 * M_PI * k / steps;
         draw_pixel(img, (int)floor(cx + radius * cos(a)), (int)floor(cy + radius * sin(a)), c);
-    }
-}
-
-/* 3x5 glyphs: five rows of three bits, one octal digit per row, top row first. */
-static unsigned glyph(char ch) {
-    static const unsigned letters[26] = {025755, 065656, 034443, 065556, 074647, 074644, 034553,
-                                         055755, 072227, 011152, 055655, 044447, 057755, 065555,
-                                         025552, 065644, 025563, 065655, 034216, 072222, 055557,
-                                         055552, 055775, 055255, 055222, 071247};
-    static const unsigned digits[10] = {075557, 026227, 061247, 061216, 055711,
-                                        074616, 034757, 071222, 075757, 075716};
-    if (ch >= 'a' && ch <= 'z') ch = (char)(ch - 'a' + 'A');
-    if (ch >= 'A' && ch <= 'Z') return letters[ch - 'A'];
-    if (ch >= '0' && ch <= '9') return digits[ch - '0'];
-    switch (ch) {
-    case '.':
-        return 000002;
-    case ',':
-        return 000024;
-    case '-':
-        return 000700;
-    case '+':
-        return 002720;
-    case ':':
-        return 002020;
-    case '=':
-        return 007070;
-    case '(':
-        return 012221;
-    case ')':
-        return 042224;
-    case '/':
-        return 011244;
-    case '<':
-        return 012421;
-    case '>':
-        return 042124;
-    case '_':
-        return 000007;
-    case '\'':
-        return 022000;
-    case '|':
-        return 022222;
-    case '^':
-        return 025000;
-    default:
-        return 0; /* space and anything unknown */
-    }
-}
-
-int text_width(const char *text, int scale) {
-    int n = (int)strlen(text);
-    return n > 0 ? (4 * n - 1) * scale : 0;
-}
-
-void draw_text(Image *img, int x, int y, int scale, Rgb c, const char *text) {
-    for (; *text; text++, x += 4 * scale) {
-        unsigned g = glyph(*text);
-        for (int row = 0; row < 5; row++)
-            for (int col = 0; col < 3; col++)
-                if (g >> (3 * (4 - row) + (2 - col)) & 1)
-                    draw_rect_fill(img, x + col * scale, y + row * scale, scale, scale, c);
     }
 }
 
@@ -172,7 +103,7 @@ void panel_grid_point(const Panel *p, int nx, int ny, int i, int j, double *x, d
     *y = p->y1 - (j + 0.5) / ny * (p->y1 - p->y0);
 }
 
-void panel_color_grid(const Panel *p, const Rgb *colors, int nx, int ny) {
+void panel_color_grid(const Panel *p, const PlotColor *colors, int nx, int ny) {
     for (int py = 0; py < p->height; py++)
         for (int px = 0; px < p->width; px++) {
             int i = px * nx / p->width, j = py * ny / p->height; /* nearest cell */
@@ -181,7 +112,7 @@ void panel_color_grid(const Panel *p, const Rgb *colors, int nx, int ny) {
 }
 
 void panel_heatmap(const Panel *p, const float *values, int nx, int ny, float lo, float hi,
-                   Rgb (*map)(double)) {
+                   PlotColor (*map)(double)) {
     for (int py = 0; py < p->height; py++)
         for (int px = 0; px < p->width; px++) {
             int i = px * nx / p->width, j = py * ny / p->height;
@@ -190,14 +121,14 @@ void panel_heatmap(const Panel *p, const float *values, int nx, int ny, float lo
         }
 }
 
-void panel_line(const Panel *p, double x0, double y0, double x1, double y1, Rgb c) {
+void panel_line(const Panel *p, double x0, double y0, double x1, double y1, PlotColor c) {
     double a, b, e, f;
     panel_to_pixel(p, x0, y0, &a, &b);
     panel_to_pixel(p, x1, y1, &e, &f);
     draw_line(p->img, (int)lround(a), (int)lround(b), (int)lround(e), (int)lround(f), c);
 }
 
-void panel_point(const Panel *p, double x, double y, double radius, Rgb c) {
+void panel_point(const Panel *p, double x, double y, double radius, PlotColor c) {
     double px, py;
     panel_to_pixel(p, x, y, &px, &py);
     if (px < p->left || py < p->top || px >= p->left + p->width || py >= p->top + p->height) return;
@@ -216,7 +147,7 @@ static void tick_label(char *buf, size_t size, double v, double step) {
     snprintf(buf, size, "%g", v);
 }
 
-void panel_axes(const Panel *p, const char *title, Rgb c) {
+void panel_axes(const Panel *p, const char *title, PlotColor c) {
     Image *img = p->img;
     int l = p->left - 1, t = p->top - 1, r = p->left + p->width, b = p->top + p->height;
     draw_line(img, l, t, r, t, c);
@@ -230,7 +161,7 @@ void panel_axes(const Panel *p, const char *title, Rgb c) {
         panel_to_pixel(p, v, p->y0, &px, &py);
         draw_line(img, (int)px, b, (int)px, b + 4, c);
         tick_label(label, sizeof label, v, step);
-        draw_text(img, (int)px - text_width(label, 1) / 2, b + 7, 1, c, label);
+        plot_text(img, (int)px - plot_text_width(label, 1) / 2, b + 7, 1, c, label);
     }
     step = tick_step(p->y1 - p->y0);
     for (double v = ceil(p->y0 / step) * step; v <= p->y1 + 1e-9 * step; v += step) {
@@ -238,9 +169,13 @@ void panel_axes(const Panel *p, const char *title, Rgb c) {
         panel_to_pixel(p, p->x0, v, &px, &py);
         draw_line(img, l - 4, (int)py, l, (int)py, c);
         tick_label(label, sizeof label, v, step);
-        draw_text(img, l - 7 - text_width(label, 1), (int)py - 2, 1, c, label);
+        plot_text(img, l - 7 - plot_text_width(label, 1), (int)py - FONT_HEIGHT / 2, 1, c, label);
     }
-    if (title) draw_text(img, p->left + (p->width - text_width(title, 2)) / 2, t - 16, 2, c, title);
+    if (title) { /* at twice the size when it fits over the panel */
+        int scale = plot_text_width(title, 2) <= p->width ? 2 : 1;
+        plot_text(img, p->left + (p->width - plot_text_width(title, scale)) / 2,
+                  t - 4 - scale * FONT_HEIGHT, scale, c, title);
+    }
 }
 
 const char *example_output_path(int argc, char **argv, const char *name, char *buf, int size) {

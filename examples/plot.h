@@ -1,11 +1,13 @@
-/* A tiny raster plotting kit shared by the example programs.
+/* The examples' drawing helpers, on top of the library's plotting kit
+ * (report/plot.h: colours, plot_palette, plot_fill_rect, plot_text with its
+ * 5x7 font, ...), for what that kit leaves out: several panels on one canvas,
+ * heat maps, dots, circles and lines in data coordinates, colour maps.
  *
  * Everything draws into an 8-bit RGB Image (datasets/image.h), which the
  * examples then write with image_save_png(). A Panel maps a data rectangle
  * [x0, x1] x [y0, y1] (y pointing up, as on paper) onto a pixel rectangle of
  * the image (y pointing down), so scatter points, heat maps and axes all use
- * data coordinates. Text uses a built-in 3x5 pixel font (upper-case letters,
- * digits and a few signs; lower case is drawn as upper case).
+ * data coordinates.
  *
  * This is presentation code for the examples only: it is not part of the
  * library and does no error reporting beyond returning NULL / a status. */
@@ -15,37 +17,26 @@
 #include <stdint.h>
 
 #include "datasets/image.h"
+#include "report/plot.h"
 
-typedef struct Rgb {
-    uint8_t r, g, b;
-} Rgb;
+#define EXAMPLE_GREY ((PlotColor){128, 128, 128})
 
-#define RGB_WHITE ((Rgb){255, 255, 255})
-#define RGB_BLACK ((Rgb){0, 0, 0})
-#define RGB_GREY  ((Rgb){128, 128, 128})
-
-/* A few distinguishable colours for classes 0, 1, 2, ... (cycles after 6). */
-Rgb palette_color(int index);
 /* a + t (b - a), t clamped to [0, 1]. */
-Rgb rgb_mix(Rgb a, Rgb b, double t);
+PlotColor rgb_mix(PlotColor a, PlotColor b, double t);
 /* Perceptual sequential map (an approximation of matplotlib's viridis), t in [0, 1]. */
-Rgb colormap_viridis(double t);
-/* The blue-cyan-yellow-red "jet" map customary for anomaly heat maps, t in [0, 1]. */
-Rgb colormap_jet(double t);
+PlotColor colormap_viridis(double t);
+/* Turbo, the map of hgad's own anomaly heat maps (heatmap_color, report/heatmap.h),
+ * t in [0, 1]. */
+PlotColor colormap_turbo(double t);
 
 /* A width x height RGB image filled with `background`; NULL on failure. */
-Image *canvas_new(int width, int height, Rgb background);
+Image *canvas_new(int width, int height, PlotColor background);
 
 /* ---- raw pixel drawing (pixel coordinates, clipped to the image) ---- */
-void draw_pixel(Image *img, int x, int y, Rgb c);
-void draw_rect_fill(Image *img, int x, int y, int w, int h, Rgb c);
-void draw_line(Image *img, int x0, int y0, int x1, int y1, Rgb c);
-void draw_disc(Image *img, double cx, double cy, double radius, Rgb c);
-void draw_circle(Image *img, double cx, double cy, double radius, Rgb c); /* outline */
-/* Text with its top-left corner at (x, y); each font pixel is scale x scale. */
-void draw_text(Image *img, int x, int y, int scale, Rgb c, const char *text);
-/* Width in pixels of `text` at `scale`. */
-int text_width(const char *text, int scale);
+void draw_pixel(Image *img, int x, int y, PlotColor c);
+void draw_line(Image *img, int x0, int y0, int x1, int y1, PlotColor c);
+void draw_disc(Image *img, double cx, double cy, double radius, PlotColor c);
+void draw_circle(Image *img, double cx, double cy, double radius, PlotColor c); /* outline */
 
 /* ---- panels: data coordinates ---- */
 typedef struct Panel {
@@ -64,15 +55,15 @@ void panel_grid_point(const Panel *p, int nx, int ny, int i, int j, double *x, d
 /* Fills the panel with the grid of values (nx x ny, row-major, row 0 at the
  * top, as panel_grid_point), mapped through `map` from [lo, hi]. */
 void panel_heatmap(const Panel *p, const float *values, int nx, int ny, float lo, float hi,
-                   Rgb (*map)(double));
+                   PlotColor (*map)(double));
 /* Fills the panel with an nx x ny grid of ready-made colours. */
-void panel_color_grid(const Panel *p, const Rgb *colors, int nx, int ny);
+void panel_color_grid(const Panel *p, const PlotColor *colors, int nx, int ny);
 /* A line between two data points (not clipped to the panel). */
-void panel_line(const Panel *p, double x0, double y0, double x1, double y1, Rgb c);
+void panel_line(const Panel *p, double x0, double y0, double x1, double y1, PlotColor c);
 /* A filled dot of `radius` pixels at data point (x, y) (clipped to the panel). */
-void panel_point(const Panel *p, double x, double y, double radius, Rgb c);
+void panel_point(const Panel *p, double x, double y, double radius, PlotColor c);
 /* Frame, ticks at round numbers with their labels, and a title above. */
-void panel_axes(const Panel *p, const char *title, Rgb c);
+void panel_axes(const Panel *p, const char *title, PlotColor c);
 
 /* out_dir/name into `buf` (size bytes), creating out_dir (one level) if needed.
  * out_dir comes from argv[1] when given, else "build/examples/out". */

@@ -164,6 +164,7 @@ Backbone *backbone_new(BackboneKind kind) {
 void backbone_free(Backbone *bb) {
     if (!bb) return;
     param_set_free(bb->params);
+    for (int i = 0; i < bb->n_units; i++) convbn_release(bb->units[i]);
     free(bb->units);
     free(bb->arch);
     free(bb);
@@ -174,6 +175,7 @@ BackboneKind backbone_kind(const Backbone *bb) {
 }
 
 ParamSet *backbone_params(Backbone *bb) {
+    bb->weights_exposed = true; /* the caller may change weights: rebuild caches */
     return bb->params;
 }
 
@@ -257,7 +259,12 @@ static hg_status validate_file(const Backbone *bb, const SafetensorsFile *f, con
 }
 
 static void fold_all(Backbone *bb) {
-    for (int i = 0; i < bb->n_units; i++) convbn_fold(bb->units[i]);
+    for (int i = 0; i < bb->n_units; i++) {
+        /* Folding changes the weights, and so may whoever got the params. */
+        if (bb->weights_exposed || !convbn_is_folded(bb->units[i])) convbn_invalidate(bb->units[i]);
+        convbn_fold(bb->units[i]);
+    }
+    bb->weights_exposed = false;
 }
 
 hg_status backbone_load_weights(Backbone *bb, const char *path) {
@@ -276,6 +283,7 @@ hg_status backbone_load_weights(Backbone *bb, const char *path) {
     safetensors_close(f);
     if (s != HG_OK) return s;
     bb->head_loaded = head;
+    bb->weights_exposed = true; /* new weights: drop the units' caches */
     fold_all(bb);
     return HG_OK;
 }

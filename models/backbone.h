@@ -90,7 +90,9 @@ typedef struct Backbone Backbone;
 Backbone *backbone_new(BackboneKind kind);
 void backbone_free(Backbone *bb); /* NULL is fine */
 BackboneKind backbone_kind(const Backbone *bb);
-/* The state dict (owned by the backbone). */
+/* The state dict (owned by the backbone). Get it again before each change of
+ * the weights: the next forward then rebuilds what it derived from them
+ * (transformed convolution filters). */
 ParamSet *backbone_params(Backbone *bb);
 
 /* Loads a state dict into `bb` and folds its batch norms. Strict: a missing

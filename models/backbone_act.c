@@ -5,19 +5,7 @@
 #include <stdlib.h>
 
 #include "models/backbone_internal.h"
-
-bool backbone_cpu_has_avx2(void) {
-#if defined(__x86_64__) || defined(__i386__)
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    }
-    return cached == 1;
-#else
-    return false;
-#endif
-}
+#include "tensor/cpu.h"
 
 /* One loop per activation so that each vectorizes without a branch inside. */
 #define SPAN_LOOP(EXPR)                                                                            \
@@ -41,7 +29,7 @@ bool backbone_cpu_has_avx2(void) {
 
 double act_span(float *x, int64_t n, float bias, const float *residual, Activation act,
                 bool want_sum) {
-    if (act == ACT_SILU && backbone_cpu_has_avx2())
+    if (act == ACT_SILU && hg_cpu_has_avx2_fma())
         return act_span_silu_avx2(x, n, bias, residual, want_sum);
     float sum = 0;
     switch (act) {

@@ -18,6 +18,10 @@ typedef struct ConvBn {
     float eps;
     Conv2dSpec spec;
     Activation act; /* ACT_IDENTITY, ACT_RELU, ACT_RELU6 or ACT_SILU */
+    /* Data derived from the folded weights (a Winograd filter), built by the
+     * first forward that needs it; owned, freed by convbn_release. Set by
+     * convbn_add; units made otherwise must zero it (no caching then). */
+    struct ConvBnCache *cache;
 } ConvBn;
 
 /* Squeeze-excite (timm): gate = sigmoid(W_e silu(W_r mean_hw(x) + b_r) + b_e). */
@@ -43,7 +47,8 @@ struct Backbone {
      * tensors of the reference model that are never used (NULL-terminated). */
     const char *const *optional_prefixes;
     const char *const *ignored_prefixes;
-    bool head_loaded; /* the optional group is present (or there is none) */
+    bool head_loaded;     /* the optional group is present (or there is none) */
+    bool weights_exposed; /* backbone_params was called: unit caches may be stale */
 };
 
 /* ---- architectures (backbone_efficientnet.c, backbone_resnet.c, backbone_mobilenet.c) ---- */
@@ -61,6 +66,10 @@ hg_status convbn_add(Backbone *bb, ConvBn *u, const char *conv, const char *bn, 
  * identity (weight 1, mean 0, var + eps = 1). */
 void convbn_fold(ConvBn *u);
 bool convbn_is_folded(const ConvBn *u);
+/* Drops the unit's derived data (rebuilt from the weights when next needed),
+ * and frees it with the unit (convbn_release; NULL cache is fine). */
+void convbn_invalidate(ConvBn *u);
+void convbn_release(ConvBn *u);
 
 /* y = act(conv(x) + bias [+ residual]) with the folded parameters.
  * residual (same shape as y) may be NULL. in_scale (N x Cin floats, may be
@@ -88,9 +97,9 @@ Tensor *backbone_add_tensor(Backbone *bb, const char *name, int ndim, const int6
  * the sum of the results when want_sum (0 otherwise). */
 double act_span(float *x, int64_t n, float bias, const float *residual, Activation act,
                 bool want_sum);
-/* act_span for ACT_SILU with AVX2/FMA; act_span uses it when the CPU has them. */
+/* act_span for ACT_SILU with AVX2/FMA; act_span uses it when the CPU has them
+ * (hg_cpu_has_avx2_fma, tensor/cpu.h). */
 double act_span_silu_avx2(float *x, int64_t n, float bias, const float *residual, bool want_sum);
-bool backbone_cpu_has_avx2(void);
 
 /* Applies act_span to every [H*W] plane of t [N, C, H, W] (contiguous), with
  * bias[c] (may be NULL), residual of t's shape (may be NULL), and optional plane

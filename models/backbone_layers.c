@@ -6,6 +6,12 @@
 #include <string.h>
 
 #include "models/backbone_internal.h"
+#include "nn/conv2d_winograd.h"
+
+/* What a unit derives from its folded weights (see ConvBn). */
+struct ConvBnCache {
+    WinogradFilter *wino; /* NULL until a forward takes the Winograd path */
+};
 
 Tensor *backbone_add_tensor(Backbone *bb, const char *name, int ndim, const int64_t *shape,
                             float fill, bool is_buffer) {
@@ -51,8 +57,23 @@ hg_status convbn_add(Backbone *bb, ConvBn *u, const char *conv, const char *bn, 
     if (s == HG_OK) s = add_named(bb, &u->bn_bias, bn, "bias", 1, &cout, 0.0f, false);
     if (s == HG_OK) s = add_named(bb, &u->bn_mean, bn, "running_mean", 1, &cout, 0.0f, true);
     if (s == HG_OK) s = add_named(bb, &u->bn_var, bn, "running_var", 1, &cout, 1.0f, true);
+    if (s == HG_OK && !(u->cache = calloc(1, sizeof *u->cache)))
+        s = hg_fail(HG_ERR_NOMEM, "backbone: out of memory");
     if (s == HG_OK) s = remember_unit(bb, u);
+    if (s != HG_OK) convbn_release(u);
     return s;
+}
+
+void convbn_invalidate(ConvBn *u) {
+    if (!u->cache) return;
+    conv2d_winograd_filter_free(u->cache->wino);
+    u->cache->wino = NULL;
+}
+
+void convbn_release(ConvBn *u) {
+    convbn_invalidate(u);
+    free(u->cache);
+    u->cache = NULL;
 }
 
 /* The identity form of a folded batch norm: y = x + bias. var + eps is allowed
@@ -143,12 +164,41 @@ static Tensor *gated_pointwise(const ConvBn *u, const Tensor *x, const float *ga
     return y;
 }
 
+/* The Winograd filter of a 3x3 stride-1 unit for input x, built on first use
+ * (NULL when the unit does not take that path or building failed, in which
+ * case the im2col path serves). The tile chosen for the first input stays. */
+static const WinogradFilter *winograd_filter(const ConvBn *u, const Tensor *x) {
+    int tile = conv2d_winograd_choose_tile(x, u->weight, &u->spec);
+    if (!tile || !u->cache) return NULL;
+    if (!u->cache->wino) u->cache->wino = conv2d_winograd_filter_new(u->weight, tile);
+    return u->cache->wino;
+}
+
 Tensor *convbn_forward(const ConvBn *u, const Tensor *x, const Tensor *residual,
                        const float *in_scale, float *plane_means) {
     if (!x) return NULL;
     if (in_scale && !is_pointwise(u)) {
         hg_fail(HG_ERR_ARG, "backbone: input scaling needs a 1x1 stride-1 convolution");
         return NULL;
+    }
+    const WinogradFilter *wino = in_scale ? NULL : winograd_filter(u, x);
+    if (wino) {
+        /* Bias, residual and ReLU in the inverse transform; what is left
+         * (another activation, plane means) in the pass below. */
+        bool fused = u->act == ACT_RELU || u->act == ACT_IDENTITY;
+        Tensor *y = conv2d_winograd_forward(x, wino, u->bn_bias, fused ? residual : NULL,
+                                            fused && u->act == ACT_RELU, &u->spec);
+        if (!y) return NULL;
+        Tensor *rc = residual && !fused ? tensor_contiguous(residual) : NULL;
+        if (residual && !fused && (check_residual(y, residual) != HG_OK || !rc)) {
+            tensor_free(rc);
+            tensor_free(y);
+            return NULL;
+        }
+        if (!fused || plane_means)
+            act_planes(y, NULL, rc, fused ? ACT_IDENTITY : u->act, plane_means);
+        tensor_free(rc);
+        return y;
     }
     /* nn/conv2d picks its 1x1, depthwise or im2col kernel and adds the bias;
      * residual, activation and plane means follow in one pass over the output. */

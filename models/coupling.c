@@ -45,8 +45,34 @@ static Var *add_logdet(Tape *tape, Var *logdet, Var *term) {
     return logdet ? ag_add(tape, logdet, term) : term;
 }
 
-static Var *coupling_forward(const InvertibleModule *m, Tape *tape, Var *x, Var *cond, bool reverse,
-                             Var **logdet) {
+/* The factorization of cond for the fused forward, from `share` or made (once
+ * per share) when the current mode asks for it; NULL for the dense path, and
+ * NULL with *failed set on error. */
+static CondRows *shared_cond_rows(Var *cond, CondShare *share, bool *failed) {
+    *failed = false;
+    if (!cond) return NULL;
+    if (!share->done) {
+        share->done = true;
+        if (cond_rows_mode() != COND_ROWS_NEVER) {
+            share->rows = cond_rows_factor(cond->value);
+            if (!share->rows) {
+                *failed = true;
+                return NULL;
+            }
+            if (!cond_rows_worthwhile(share->rows)) {
+                cond_rows_free(share->rows);
+                share->rows = NULL;
+            }
+        }
+    }
+    return share->rows;
+}
+
+static const InvertibleModuleOps coupling_ops;
+
+Var *coupling_forward_shared(const InvertibleModule *m, Tape *tape, Var *x, Var *cond, bool reverse,
+                             Var **logdet, CondShare *share) {
+    if (m->ops != &coupling_ops) return invertible_forward(m, tape, x, cond, reverse, logdet);
     const CouplingBlock *b = (const CouplingBlock *)m;
     if (!x) return NULL;
     char shape[64], cshape[64];
@@ -64,8 +90,11 @@ static Var *coupling_forward(const InvertibleModule *m, Tape *tape, Var *x, Var 
         return NULL;
     }
     if (!reverse && !b->options.generic_ops) {
+        bool failed;
+        CondRows *rows = shared_cond_rows(cond, share, &failed);
+        if (failed) return NULL;
         Var *term = NULL;
-        Var *y = coupling_fused_forward(b, tape, x, cond, &term);
+        Var *y = coupling_fused_forward(b, tape, x, cond, rows, &term);
         *logdet = y ? add_logdet(tape, *logdet, term) : NULL;
         return *logdet ? y : NULL;
     }
@@ -99,6 +128,15 @@ static Var *coupling_forward(const InvertibleModule *m, Tape *tape, Var *x, Var 
     Var *term = ag_neg(tape, ag_add(tape, ag_sum(tape, s, 1, &sum_dim, false), log_g_sum));
     *logdet = add_logdet(tape, *logdet, term);
     return *logdet ? out : NULL;
+}
+
+/* A block used on its own factors its condition for itself. */
+static Var *coupling_forward(const InvertibleModule *m, Tape *tape, Var *x, Var *cond, bool reverse,
+                             Var **logdet) {
+    CondShare share = {0};
+    Var *y = coupling_forward_shared(m, tape, x, cond, reverse, logdet, &share);
+    cond_rows_free(share.rows);
+    return y;
 }
 
 static void coupling_free(InvertibleModule *m) {

@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "models/coupling_internal.h"
+
 typedef struct FlowChain {
     InvertibleModule base;
     int count;
@@ -12,10 +14,13 @@ typedef struct FlowChain {
 static Var *chain_forward(const InvertibleModule *m, Tape *tape, Var *x, Var *cond, bool reverse,
                           Var **logdet) {
     const FlowChain *chain = (const FlowChain *)m;
+    /* One factorization of the condition's distinct rows for all the blocks. */
+    CondShare share = {0};
     for (int i = 0; i < chain->count && x; i++) {
         const InvertibleModule *step = chain->modules[reverse ? chain->count - 1 - i : i];
-        x = invertible_forward(step, tape, x, cond, reverse, logdet);
+        x = coupling_forward_shared(step, tape, x, cond, reverse, logdet, &share);
     }
+    cond_rows_free(share.rows);
     return x;
 }
 

@@ -4,6 +4,8 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "nn/nchw_check.h"
+
 #define BN_PARALLEL_MIN (1 << 15)
 
 /* Element c of a 1-d tensor (any stride), or `fallback` when t is NULL. */
@@ -16,15 +18,6 @@ static hg_status check_vec(const char *op, const char *what, const Tensor *t, in
     if (t && (t->ndim != 1 || t->shape[0] != c))
         return hg_fail(HG_ERR_SHAPE, "%s: %s %s must be [%lld] (one per channel)", op, what,
                        tensor_shape_str(t, s, sizeof s), (long long)c);
-    return HG_OK;
-}
-
-static hg_status check_input(const char *op, const Tensor *x) {
-    char s[96];
-    if (!x) return hg_fail(HG_ERR_ARG, "%s: input is NULL", op);
-    if (x->ndim != 4)
-        return hg_fail(HG_ERR_SHAPE, "%s: input %s must be 4-d NCHW", op,
-                       tensor_shape_str(x, s, sizeof s));
     return HG_OK;
 }
 
@@ -54,7 +47,7 @@ Tensor *batchnorm2d_forward(const Tensor *x, const Tensor *weight, const Tensor 
     const char *op = "batchnorm2d";
     if (mean_out) *mean_out = NULL;
     if (invstd_out) *invstd_out = NULL;
-    if (check_input(op, x) != HG_OK) return NULL;
+    if (nchw_check_input(op, x) != HG_OK) return NULL;
     int64_t n = x->shape[0], c = x->shape[1], hw = x->shape[2] * x->shape[3], m = n * hw;
     if (check_vec(op, "weight", weight, c) || check_vec(op, "bias", bias, c) ||
         check_vec(op, "running_mean", running_mean, c) ||
@@ -142,7 +135,7 @@ hg_status batchnorm2d_backward(const Tensor *dout, const Tensor *x, const Tensor
     if (dx) *dx = NULL;
     if (dweight) *dweight = NULL;
     if (dbias) *dbias = NULL;
-    hg_status st = check_input(op, x);
+    hg_status st = nchw_check_input(op, x);
     if (st != HG_OK) return st;
     int64_t n = x->shape[0], c = x->shape[1], hw = x->shape[2] * x->shape[3];
     if (!dout || !tensor_same_shape(dout, x))

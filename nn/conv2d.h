@@ -14,7 +14,10 @@
  *                                      itself, no im2col (conv2d_1x1*.c)
  *   anything else                   -> im2col + gemm() per image and group (conv2d.c)
  * Each kernel has its forward and backward side by side; the forwards of the first
- * two have AVX2/FMA versions chosen at run time. Large work runs on OpenMP threads. */
+ * two have AVX2/FMA versions chosen at run time. Large work runs on OpenMP threads.
+ * Inference callers that keep a layer's weights fixed can run 3x3 stride-1
+ * convolutions through Winograd with a filter transformed once
+ * (nn/conv2d_winograd.h; the backbones do). */
 #ifndef HG_NN_CONV2D_H
 #define HG_NN_CONV2D_H
 

@@ -1,29 +1,57 @@
 /* 1x1 convolution, stride 1, no padding: a matrix product per image, with no
  * im2col since an NCHW image already is the (Cin x HW) matrix the GEMM needs.
- * The forward uses the direct AVX2 kernel of conv2d_1x1_avx2.c when the CPU has
- * it (no packing), gemm() otherwise; the backward uses gemm().
+ * The forward uses the direct kernel of conv2d_1x1_avx512.c or
+ * conv2d_1x1_avx2.c when the CPU has one (no packing of W, x read once), gemm()
+ * otherwise; the backward uses gemm().
  * Per image n and group g (Cin_g, Cout_g channels):
  *
  *   forward:   out[n]_g = W_g (Cout_g x Cin_g) @ x[n]_g (Cin_g x HW)  (+ b)
  *   backward:  dx[n]_g  = W_g^T @ dout[n]_g
  *              dW_g     = sum_n dout[n]_g (Cout_g x HW) @ x[n]_g^T
  *              db       = sum over n and HW of dout */
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "nn/conv2d_kernels.h"
 #include "tensor/gemm.h"
 
-/* Pixel columns per task of the direct AVX2 kernel (a multiple of its 24-wide tile). */
-#define COLUMNS_PER_TASK 192
+/* Pixel columns per task of the direct kernels: a multiple of both tile widths
+ * (24 for AVX2, 48 for AVX-512), small enough that a 64x64 image gives the two
+ * threads of a static schedule nearly equal shares (43 tasks), large enough
+ * that a task outweighs its scheduling. */
+#define COLUMNS_PER_TASK 96
+/* Output rows per task at the least when rows are split too. */
+#define ROWS_PER_BLOCK_MIN 32
+
+typedef void (*Columns1x1)(float *out, const float *x, const float *w, const float *b, int64_t m,
+                           int64_t k, int64_t hw, int64_t p0, int64_t p1, float *panel);
 
 hg_status conv2d_1x1_forward(float *out, const float *x, const float *w, const float *b,
                              const Conv2dGeom *g, bool portable) {
     int64_t hw = g->h * g->w, cin_g = g->c_in / g->groups, cout_g = g->c_out / g->groups;
-    if (!portable && conv2d_cpu_has_avx2()) {
-        /* Tasks are (image, group, column range): disjoint parts of out. */
+    Columns1x1 columns = NULL;
+    if (!portable && hg_cpu_has_avx512f())
+        columns = conv2d_1x1_columns_avx512;
+    else if (!portable && hg_cpu_has_avx2_fma())
+        columns = conv2d_1x1_columns_avx2;
+    if (columns) {
+        /* Tasks are (image, group, column range, row block): disjoint parts of
+         * out. Rows are split (in blocks of 8, the AVX-512 tile height) only
+         * when the columns alone give the threads too few tasks: small maps
+         * (8x8, 16x16) with many channels. Each row block packs its own copy
+         * of the columns, a small cost next to its rows of products. */
         int64_t per_image = (hw + COLUMNS_PER_TASK - 1) / COLUMNS_PER_TASK;
-        int64_t tasks = g->n * g->groups * per_image;
+        int64_t col_tasks = g->n * g->groups * per_image;
+        int64_t want = 4 * (int64_t)omp_get_max_threads();
+        int64_t row_blocks = col_tasks < want ? (want + col_tasks - 1) / col_tasks : 1;
+        int64_t max_blocks = (cout_g + ROWS_PER_BLOCK_MIN - 1) / ROWS_PER_BLOCK_MIN;
+        if (row_blocks > max_blocks) row_blocks = max_blocks;
+        if (row_blocks < 1) row_blocks = 1;
+        int64_t block_rows = ((cout_g + row_blocks - 1) / row_blocks + 7) / 8 * 8;
+        if (block_rows < 8) block_rows = 8; /* cout_g == 0: no tasks */
+        row_blocks = (cout_g + block_rows - 1) / block_rows;
+        int64_t tasks = col_tasks * row_blocks;
         int failed = 0;
 #pragma omp parallel if (g->n * g->c_out * cin_g * hw > (1 << 18))
         {
@@ -35,13 +63,14 @@ hg_status conv2d_1x1_forward(float *out, const float *x, const float *w, const f
 #pragma omp for schedule(static)
             for (int64_t t = 0; t < tasks; t++) {
                 if (!panel) continue;
-                int64_t img = t / (g->groups * per_image), grp = (t / per_image) % g->groups;
-                int64_t p0 = (t % per_image) * COLUMNS_PER_TASK;
+                int64_t ct = t / row_blocks, o0 = (t % row_blocks) * block_rows;
+                int64_t o1 = o0 + block_rows < cout_g ? o0 + block_rows : cout_g;
+                int64_t img = ct / (g->groups * per_image), grp = (ct / per_image) % g->groups;
+                int64_t p0 = (ct % per_image) * COLUMNS_PER_TASK;
                 int64_t p1 = p0 + COLUMNS_PER_TASK < hw ? p0 + COLUMNS_PER_TASK : hw;
-                conv2d_1x1_columns_avx2(out + (img * g->c_out + grp * cout_g) * hw,
-                                        x + (img * g->c_in + grp * cin_g) * hw,
-                                        w + grp * cout_g * cin_g, b ? b + grp * cout_g : NULL,
-                                        cout_g, cin_g, hw, p0, p1, panel);
+                int64_t orow = grp * cout_g + o0; /* first output channel of the task */
+                columns(out + (img * g->c_out + orow) * hw, x + (img * g->c_in + grp * cin_g) * hw,
+                        w + orow * cin_g, b ? b + orow : NULL, o1 - o0, cin_g, hw, p0, p1, panel);
             }
             free(panel);
         }

@@ -7,9 +7,10 @@
  * not fit; instead each (n, c) plane is copied once into a padded, phase-split
  * buffer (DwPlane in conv2d_kernels.h) in which the inputs read by one tap for
  * consecutive x are consecutive, and the loops over x become unit-stride
- * multiply-adds for any stride, dilation and kernel size. The AVX2 kernel
- * (conv2d_depthwise_avx2.c) keeps blocks of outputs in registers across taps;
- * the portable one here is the reference and the fallback. Backward:
+ * multiply-adds for any stride, dilation and kernel size. The AVX-512 and AVX2
+ * kernels (conv2d_depthwise_avx512.c, conv2d_depthwise_avx2.c; the widest the
+ * CPU runs) keep blocks of outputs in registers across taps; the portable one
+ * here is the reference and the fallback. Backward:
  *
  *   dw[c,i,j] = sum_{n,y,x} dout[n,c,y,x] * xp[n,c, y*sh + i*dh, x*sw + j*dw]
  *   dxp[n,c, y*sh + i*dh, x*sw + j*dw] += w[c,i,j] * dout[n,c,y,x], dx = interior of dxp
@@ -18,19 +19,7 @@
 #include <string.h>
 
 #include "nn/conv2d_kernels.h"
-
-bool conv2d_cpu_has_avx2(void) {
-#if defined(__x86_64__) || defined(__i386__)
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    }
-    return cached == 1;
-#else
-    return false;
-#endif
-}
+#include "tensor/cpu.h"
 
 DwPlane dw_plane_layout(const Conv2dGeom *g) {
     DwPlane p;
@@ -125,7 +114,8 @@ static Conv2dGeom band_geometry(const Conv2dGeom *g, int64_t y0, int64_t rows) {
 
 hg_status conv2d_depthwise_forward(float *out, const float *x, const float *w, const float *b,
                                    const Conv2dGeom *g, bool portable) {
-    bool avx2 = !portable && conv2d_cpu_has_avx2();
+    bool avx512 = !portable && hg_cpu_has_avx512f();
+    bool avx2 = !portable && !avx512 && hg_cpu_has_avx2_fma();
     int64_t planes = g->n * g->c_in, kk = g->kh * g->kw, ohw = g->oh * g->ow;
     int64_t band = band_rows(g);
     Conv2dGeom first = band_geometry(g, 0, band);
@@ -148,7 +138,10 @@ hg_status conv2d_depthwise_forward(float *out, const float *x, const float *w, c
                 Conv2dGeom gb = band_geometry(g, y0, band);
                 DwPlane p = dw_plane_layout(&gb);
                 float *o = out + q * ohw + y0 * g->ow;
-                if (avx2) {
+                if (avx512) {
+                    dw_plane_fill_avx512(buf, xq, &gb, &p);
+                    conv2d_depthwise_plane_avx512(o, buf, w + c * kk, b ? b[c] : 0.0f, &gb, &p);
+                } else if (avx2) {
                     dw_plane_fill_avx2(buf, xq, &gb, &p);
                     conv2d_depthwise_plane_avx2(o, buf, w + c * kk, b ? b[c] : 0.0f, &gb, &p);
                 } else {

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "nn/conv2d.h"
+#include "tensor/cpu.h"
 
 typedef struct Conv2dGeom {
     int64_t n, c_in, h, w; /* input [n, c_in, h, w] */
@@ -72,8 +73,7 @@ static inline int64_t dw_tap_offset(const Conv2dGeom *g, const DwPlane *p, int64
 
 /* ---- AVX2/FMA kernels (files *_avx2.c, compiled with -mavx2 -mfma) ---- */
 
-/* True when the CPU runs AVX2 and FMA, so that the kernels below may be called. */
-bool conv2d_cpu_has_avx2(void);
+/* Call these only when hg_cpu_has_avx2_fma() (tensor/cpu.h). */
 /* Depthwise forward of one plane: out (oh x ow) from a filled DwPlane buffer, the
  * plane's kh x kw weights and bias (conv2d_depthwise_avx2.c). */
 void conv2d_depthwise_plane_avx2(float *out, const float *plane, const float *w, float b,
@@ -82,9 +82,25 @@ void conv2d_depthwise_plane_avx2(float *out, const float *plane, const float *w,
 void dw_plane_fill_avx2(float *buf, const float *x, const Conv2dGeom *g, const DwPlane *p);
 /* 1x1 convolution of one image and group (conv2d_1x1_avx2.c):
  * out[o][p] = b[o] + sum_c w[o*k + c] * x[c*hw + p] for o < m and p in [p0, p1),
- * b may be NULL; panel is scratch of CONV1X1_PANEL_COLS * k floats. */
-#define CONV1X1_PANEL_COLS 24
+ * b may be NULL; panel is scratch of CONV1X1_PANEL_COLS * k floats (enough for
+ * either the AVX2 or the AVX-512 kernel). */
+#define CONV1X1_PANEL_COLS 48
 void conv2d_1x1_columns_avx2(float *out, const float *x, const float *w, const float *b, int64_t m,
                              int64_t k, int64_t hw, int64_t p0, int64_t p1, float *panel);
+
+/* ---- AVX-512 kernels (files *_avx512.c, compiled with the generic flags: their
+ * functions carry target attributes; call them only when the CPU has it) ---- */
+
+/* Call these only when hg_cpu_has_avx512f() (tensor/cpu.h). */
+/* conv2d_depthwise_plane_avx2 and dw_plane_fill_avx2 with 16-wide vectors
+ * (conv2d_depthwise_avx512.c; kernels other than 3x3/5x5 at stride 1 or 2 and
+ * dilation 1 are passed on to the AVX2 version). */
+void conv2d_depthwise_plane_avx512(float *out, const float *plane, const float *w, float b,
+                                   const Conv2dGeom *g, const DwPlane *p);
+void dw_plane_fill_avx512(float *buf, const float *x, const Conv2dGeom *g, const DwPlane *p);
+/* conv2d_1x1_columns_avx2 with 16-wide vectors (the same contract). */
+void conv2d_1x1_columns_avx512(float *out, const float *x, const float *w, const float *b,
+                               int64_t m, int64_t k, int64_t hw, int64_t p0, int64_t p1,
+                               float *panel);
 
 #endif

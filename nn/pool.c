@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nn/nchw_check.h"
+
 #define POOL_PARALLEL_MIN (1 << 15)
 
 typedef struct PoolGeom {
@@ -63,18 +65,9 @@ hg_status pool2d_output_size(int64_t h, int64_t w, const Pool2dSpec *spec, int64
     return HG_OK;
 }
 
-static hg_status check_4d(const char *op, const Tensor *x) {
-    char s[96];
-    if (!x) return hg_fail(HG_ERR_ARG, "%s: input is NULL", op);
-    if (x->ndim != 4)
-        return hg_fail(HG_ERR_SHAPE, "%s: input %s must be 4-d NCHW", op,
-                       tensor_shape_str(x, s, sizeof s));
-    return HG_OK;
-}
-
 static hg_status pool_geometry(const char *op, const Tensor *x, const Pool2dSpec *spec,
                                PoolGeom *g) {
-    hg_status st = check_4d(op, x);
+    hg_status st = nchw_check_input(op, x);
     if (st != HG_OK) return st;
     g->n = x->shape[0];
     g->c = x->shape[1];
@@ -130,51 +123,6 @@ static int64_t window_argmax(const float *plane, const PoolGeom *g, int64_t y, i
     return best;
 }
 
-Tensor *maxpool2d_forward(const Tensor *x, const Pool2dSpec *spec) {
-    PoolGeom g;
-    if (pool_geometry("maxpool2d", x, spec, &g) != HG_OK) return NULL;
-    Tensor *xc = tensor_contiguous(x);
-    Tensor *out = xc ? tensor_empty(SHAPE(g.n, g.c, g.oh, g.ow)) : NULL;
-    if (out) {
-        const float *px = tensor_data(xc);
-        float *po = tensor_data(out);
-        int64_t hw = g.h * g.w, ohw = g.oh * g.ow;
-#pragma omp parallel for schedule(static) if (g.n * g.c * ohw * g.kh * g.kw > POOL_PARALLEL_MIN)
-        for (int64_t q = 0; q < g.n * g.c; q++)
-            for (int64_t y = 0; y < g.oh; y++)
-                for (int64_t x = 0; x < g.ow; x++) {
-                    int64_t k = window_argmax(px + q * hw, &g, y, x);
-                    po[q * ohw + y * g.ow + x] = k >= 0 ? px[q * hw + k] : -INFINITY;
-                }
-    }
-    tensor_free(xc);
-    return out;
-}
-
-Tensor *maxpool2d_backward(const Tensor *dout, const Tensor *x, const Pool2dSpec *spec) {
-    PoolGeom g;
-    if (pool_geometry("maxpool2d_backward", x, spec, &g) != HG_OK) return NULL;
-    if (check_grad_shape("maxpool2d_backward", dout, g.n, g.c, g.oh, g.ow) != HG_OK) return NULL;
-    Tensor *xc = tensor_contiguous(x), *dc = tensor_contiguous(dout);
-    Tensor *dx = xc && dc ? tensor_zeros(4, x->shape) : NULL;
-    if (dx) {
-        const float *px = tensor_data(xc), *pd = tensor_data(dc);
-        float *pdx = tensor_data(dx);
-        int64_t hw = g.h * g.w, ohw = g.oh * g.ow;
-        /* Threads own planes, so overlapping windows do not race. */
-#pragma omp parallel for schedule(static) if (g.n * g.c * ohw * g.kh * g.kw > POOL_PARALLEL_MIN)
-        for (int64_t q = 0; q < g.n * g.c; q++)
-            for (int64_t y = 0; y < g.oh; y++)
-                for (int64_t x = 0; x < g.ow; x++) {
-                    int64_t k = window_argmax(px + q * hw, &g, y, x);
-                    if (k >= 0) pdx[q * hw + k] += pd[q * ohw + y * g.ow + x];
-                }
-    }
-    tensor_free(xc);
-    tensor_free(dc);
-    return dx;
-}
-
 /* The divisor of output (y, x) and its in-image window. */
 static int64_t avg_window(const PoolGeom *g, int64_t y, int64_t x, int64_t *h0, int64_t *h1,
                           int64_t *w0, int64_t *w1) {
@@ -184,9 +132,39 @@ static int64_t avg_window(const PoolGeom *g, int64_t y, int64_t x, int64_t *h0, 
     return g->exclude_pad ? (*h1 - *h0) * (*w1 - *w0) : area;
 }
 
-Tensor *avgpool2d_forward(const Tensor *x, const Pool2dSpec *spec) {
+/* Output (y, x) of one plane: the window's maximum (-inf when empty) or mean. */
+static float pooled_value(const float *plane, const PoolGeom *g, int64_t y, int64_t x, bool max) {
+    if (max) {
+        int64_t k = window_argmax(plane, g, y, x);
+        return k >= 0 ? plane[k] : -INFINITY;
+    }
+    int64_t h0, h1, w0, w1, div = avg_window(g, y, x, &h0, &h1, &w0, &w1);
+    float s = 0;
+    for (int64_t i = h0; i < h1; i++)
+        for (int64_t j = w0; j < w1; j++) s += plane[i * g->w + j];
+    return div ? s / (float)div : 0.0f;
+}
+
+/* Adds the gradient d of output (y, x) to one plane of dx: all of it to the
+ * window's argmax in `plane` (max), or d / divisor to every window entry. */
+static void pooled_grad(float *dx, const float *plane, const PoolGeom *g, int64_t y, int64_t x,
+                        float d, bool max) {
+    if (max) {
+        int64_t k = window_argmax(plane, g, y, x);
+        if (k >= 0) dx[k] += d;
+        return;
+    }
+    int64_t h0, h1, w0, w1, div = avg_window(g, y, x, &h0, &h1, &w0, &w1);
+    if (!div) return;
+    float v = d / (float)div;
+    for (int64_t i = h0; i < h1; i++)
+        for (int64_t j = w0; j < w1; j++) dx[i * g->w + j] += v;
+}
+
+/* Forward of max (max = true) or average pooling. */
+static Tensor *pool_forward(const char *op, const Tensor *x, const Pool2dSpec *spec, bool max) {
     PoolGeom g;
-    if (pool_geometry("avgpool2d", x, spec, &g) != HG_OK) return NULL;
+    if (pool_geometry(op, x, spec, &g) != HG_OK) return NULL;
     Tensor *xc = tensor_contiguous(x);
     Tensor *out = xc ? tensor_empty(SHAPE(g.n, g.c, g.oh, g.ow)) : NULL;
     if (out) {
@@ -196,41 +174,52 @@ Tensor *avgpool2d_forward(const Tensor *x, const Pool2dSpec *spec) {
 #pragma omp parallel for schedule(static) if (g.n * g.c * ohw * g.kh * g.kw > POOL_PARALLEL_MIN)
         for (int64_t q = 0; q < g.n * g.c; q++)
             for (int64_t y = 0; y < g.oh; y++)
-                for (int64_t x = 0; x < g.ow; x++) {
-                    int64_t h0, h1, w0, w1, div = avg_window(&g, y, x, &h0, &h1, &w0, &w1);
-                    float s = 0;
-                    for (int64_t i = h0; i < h1; i++)
-                        for (int64_t j = w0; j < w1; j++) s += px[q * hw + i * g.w + j];
-                    po[q * ohw + y * g.ow + x] = div ? s / (float)div : 0.0f;
-                }
+                for (int64_t x = 0; x < g.ow; x++)
+                    po[q * ohw + y * g.ow + x] = pooled_value(px + q * hw, &g, y, x, max);
     }
     tensor_free(xc);
     return out;
 }
 
-Tensor *avgpool2d_backward(const Tensor *dout, const Tensor *x, const Pool2dSpec *spec) {
+/* Backward of max (max = true: needs x's values) or average pooling. */
+static Tensor *pool_backward(const char *op, const Tensor *dout, const Tensor *x,
+                             const Pool2dSpec *spec, bool max) {
     PoolGeom g;
-    if (pool_geometry("avgpool2d_backward", x, spec, &g) != HG_OK) return NULL;
-    if (check_grad_shape("avgpool2d_backward", dout, g.n, g.c, g.oh, g.ow) != HG_OK) return NULL;
-    Tensor *dc = tensor_contiguous(dout);
-    Tensor *dx = dc ? tensor_zeros(4, x->shape) : NULL;
+    if (pool_geometry(op, x, spec, &g) != HG_OK) return NULL;
+    if (check_grad_shape(op, dout, g.n, g.c, g.oh, g.ow) != HG_OK) return NULL;
+    Tensor *xc = max ? tensor_contiguous(x) : NULL, *dc = tensor_contiguous(dout);
+    Tensor *dx = (xc || !max) && dc ? tensor_zeros(4, x->shape) : NULL;
     if (dx) {
-        const float *pd = tensor_data(dc);
+        const float *px = xc ? tensor_data(xc) : NULL, *pd = tensor_data(dc);
         float *pdx = tensor_data(dx);
         int64_t hw = g.h * g.w, ohw = g.oh * g.ow;
+        /* Threads own planes, so overlapping windows do not race. */
 #pragma omp parallel for schedule(static) if (g.n * g.c * ohw * g.kh * g.kw > POOL_PARALLEL_MIN)
         for (int64_t q = 0; q < g.n * g.c; q++)
             for (int64_t y = 0; y < g.oh; y++)
-                for (int64_t x = 0; x < g.ow; x++) {
-                    int64_t h0, h1, w0, w1, div = avg_window(&g, y, x, &h0, &h1, &w0, &w1);
-                    if (!div) continue;
-                    float v = pd[q * ohw + y * g.ow + x] / (float)div;
-                    for (int64_t i = h0; i < h1; i++)
-                        for (int64_t j = w0; j < w1; j++) pdx[q * hw + i * g.w + j] += v;
-                }
+                for (int64_t x = 0; x < g.ow; x++)
+                    pooled_grad(pdx + q * hw, px ? px + q * hw : NULL, &g, y, x,
+                                pd[q * ohw + y * g.ow + x], max);
     }
+    tensor_free(xc);
     tensor_free(dc);
     return dx;
+}
+
+Tensor *maxpool2d_forward(const Tensor *x, const Pool2dSpec *spec) {
+    return pool_forward("maxpool2d", x, spec, true);
+}
+
+Tensor *maxpool2d_backward(const Tensor *dout, const Tensor *x, const Pool2dSpec *spec) {
+    return pool_backward("maxpool2d_backward", dout, x, spec, true);
+}
+
+Tensor *avgpool2d_forward(const Tensor *x, const Pool2dSpec *spec) {
+    return pool_forward("avgpool2d", x, spec, false);
+}
+
+Tensor *avgpool2d_backward(const Tensor *dout, const Tensor *x, const Pool2dSpec *spec) {
+    return pool_backward("avgpool2d_backward", dout, x, spec, false);
 }
 
 /* Adaptive windows: [floor(o*in/out), ceil((o+1)*in/out)). */
@@ -268,7 +257,7 @@ static void adaptive_pass(const float *x, float *out, const float *dout, float *
 }
 
 Tensor *adaptive_avgpool2d_forward(const Tensor *x, int64_t oh, int64_t ow) {
-    if (check_4d("adaptive_avgpool2d", x) != HG_OK) return NULL;
+    if (nchw_check_input("adaptive_avgpool2d", x) != HG_OK) return NULL;
     if (oh < 1 || ow < 1 || x->shape[2] < 1 || x->shape[3] < 1) {
         char s[96];
         hg_fail(HG_ERR_ARG, "adaptive_avgpool2d: output %lldx%lld from input %s", (long long)oh,
@@ -286,7 +275,7 @@ Tensor *adaptive_avgpool2d_forward(const Tensor *x, int64_t oh, int64_t ow) {
 
 Tensor *adaptive_avgpool2d_backward(const Tensor *dout, const Tensor *x) {
     const char *op = "adaptive_avgpool2d_backward";
-    if (check_4d(op, x) != HG_OK || check_4d(op, dout) != HG_OK) return NULL;
+    if (nchw_check_input(op, x) != HG_OK || nchw_check_input(op, dout) != HG_OK) return NULL;
     if (check_grad_shape(op, dout, x->shape[0], x->shape[1], dout->shape[2], dout->shape[3]) !=
         HG_OK)
         return NULL;

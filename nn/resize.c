@@ -5,6 +5,8 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "nn/nchw_check.h"
+
 #define RESIZE_PARALLEL_MIN (1 << 15)
 
 /* Source taps of one output index along one dimension. */
@@ -57,10 +59,8 @@ static void nearest_taps(Tap *taps, int64_t in, int64_t out) {
 
 static hg_status check_resize(const char *op, const Tensor *x, int64_t oh, int64_t ow) {
     char s[96];
-    if (!x) return hg_fail(HG_ERR_ARG, "%s: input is NULL", op);
-    if (x->ndim != 4)
-        return hg_fail(HG_ERR_SHAPE, "%s: input %s must be 4-d NCHW", op,
-                       tensor_shape_str(x, s, sizeof s));
+    hg_status st = nchw_check_input(op, x);
+    if (st != HG_OK) return st;
     if (oh < 1 || ow < 1 || x->shape[2] < 1 || x->shape[3] < 1)
         return hg_fail(HG_ERR_ARG, "%s: cannot resize %s to %lldx%lld", op,
                        tensor_shape_str(x, s, sizeof s), (long long)oh, (long long)ow);

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tensor/cpu.h"
 #include "tensor/gemm_internal.h"
 
 /* Blocking for a core with 48 KB L1d, 1 MB L2 and a shared L3 (tuned on
@@ -196,14 +197,7 @@ static const GemmImpl g_portable = {microkernel_portable, pack_a, pack_b_panel};
 static const GemmImpl g_avx2 = {gemm_microkernel_avx2, gemm_pack_a_avx2, gemm_pack_b_panel_avx2};
 
 static const GemmImpl *active_impl(void) {
-    static atomic_int have_avx2 = -1; /* every thread that races here stores the same value */
-    int have = atomic_load_explicit(&have_avx2, memory_order_relaxed);
-    if (have < 0) {
-        __builtin_cpu_init();
-        have = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-        atomic_store_explicit(&have_avx2, have, memory_order_relaxed);
-    }
-    return have && !atomic_load(&g_force_portable) ? &g_avx2 : &g_portable;
+    return hg_cpu_has_avx2_fma() && !atomic_load(&g_force_portable) ? &g_avx2 : &g_portable;
 }
 
 const char *gemm_kernel_name(void) {

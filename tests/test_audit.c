@@ -5,9 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "models/hgad_audit.h"
 #include "tensor/rng.h"
@@ -15,39 +12,19 @@
 
 enum { D0 = 12, D1 = 10, DC = 8, C = 3, M = 4, K = 3 };
 
-static char tmpdir[256];
 static char out[65536];
 
 static int setup(void **state) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/hgad_audit_test_%d", (int)getpid());
-    return mkdir(tmpdir, 0700);
+    return test_temp_dir_create("hgad_audit_test");
 }
 
 static int teardown(void **state) {
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-static const char *tmp_path(const char *name) {
-    static char path[8][320];
-    static int slot;
-    slot = (slot + 1) % 8;
-    snprintf(path[slot], sizeof path[slot], "%s/%s", tmpdir, name);
-    return path[slot];
+    return test_temp_dir_remove();
 }
 
 /* Runs "hgad audit --checkpoint PATH", capturing stdout+stderr; returns the exit code. */
 static int run_audit(const char *path) {
-    char cmd[1024];
-    const char *build = getenv("HG_BUILD_DIR");
-    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 %s/hgad audit --checkpoint %s 2>&1",
-             build && *build ? build : "build", path);
-    FILE *p = popen(cmd, "r");
-    size_t n = p ? fread(out, 1, sizeof out - 1, p) : 0;
-    out[n] = '\0';
-    int status = p ? pclose(p) : -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return test_run_hgad(out, sizeof out, "audit --checkpoint %s", path);
 }
 
 static Hgad *small_model(PriorKind prior) {
@@ -123,7 +100,7 @@ static void test_log_abs_det(void **state) {
 /* ---- a fresh checkpoint passes ---- */
 
 static void test_fresh_checkpoint_passes(void **state) {
-    const char *path = tmp_path("fresh.safetensors");
+    const char *path = test_temp_path("fresh.safetensors");
     Hgad *m = round_trip(small_model(PRIOR_HIERARCHICAL), path);
     HgadAudit a;
     HgadAuditOptions o = fast_options();
@@ -153,7 +130,7 @@ static void test_fresh_checkpoint_passes(void **state) {
 }
 
 static void test_gaussian_prior_passes(void **state) {
-    Hgad *m = round_trip(small_model(PRIOR_GAUSSIAN), tmp_path("gaussian.safetensors"));
+    Hgad *m = round_trip(small_model(PRIOR_GAUSSIAN), test_temp_path("gaussian.safetensors"));
     HgadAudit a;
     HgadAuditOptions o = fast_options();
     assert_ok(hgad_audit(m, &o, &a));
@@ -169,7 +146,7 @@ static void test_gaussian_prior_passes(void **state) {
 /* w_perm_inv = w_perm (not its transpose) in one block of level 0: only that
  * level's inverse fails. */
 static void test_corrupted_inverse_rotation_fails(void **state) {
-    const char *path = tmp_path("bad_inverse.safetensors");
+    const char *path = test_temp_path("bad_inverse.safetensors");
     Hgad *m = small_model(PRIOR_HIERARCHICAL);
     assert_ok(tensor_copy_(param(m, "nfs.0.module_list.1.w_perm_inv"),
                            param(m, "nfs.0.module_list.1.w_perm")));
@@ -199,7 +176,7 @@ static void test_wrong_logdet_fails(void **state) {
            *wi = param(m, "nfs.1.module_list.0.w_perm_inv");
     for (int64_t i = 0; i < tensor_numel(w); i++)
         tensor_data(w)[i] *= 2.0f, tensor_data(wi)[i] *= 0.5f;
-    m = round_trip(m, tmp_path("bad_logdet.safetensors"));
+    m = round_trip(m, test_temp_path("bad_logdet.safetensors"));
     HgadAudit a;
     HgadAuditOptions o = fast_options();
     assert_ok(hgad_audit(m, &o, &a));
@@ -213,7 +190,7 @@ static void test_wrong_logdet_fails(void **state) {
 
 /* One NaN in a subnet bias: reported by name, counted in its group's statistics. */
 static void test_nan_parameter_reported(void **state) {
-    const char *path = tmp_path("nan.safetensors");
+    const char *path = test_temp_path("nan.safetensors");
     Hgad *m = small_model(PRIOR_HIERARCHICAL);
     tensor_data(param(m, "nfs.1.module_list.2.subnet.2.bias"))[3] = NAN;
     m = round_trip(m, path);

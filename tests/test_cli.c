@@ -3,36 +3,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "tests/testutil.h"
 
-static char dir[256];
+static const char *dir; /* the scratch directory */
 static char out[16384];
 
 /* Runs "hgad ARGS", capturing stdout+stderr into out; returns the exit code. */
-static int hgad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int hgad(const char *fmt, ...) {
-    char args[4096], cmd[4600];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    const char *build = getenv("HG_BUILD_DIR");
-    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 %s/hgad %s 2>&1", build && *build ? build : "build", args);
-    FILE *p = popen(cmd, "r");
-    size_t n = p ? fread(out, 1, sizeof out - 1, p) : 0;
-    out[n] = '\0';
-    int status = p ? pclose(p) : -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-static bool exists(const char *fmt, const char *name) {
-    char path[600];
-    snprintf(path, sizeof path, fmt, dir, name);
-    return access(path, F_OK) == 0;
-}
+#define hgad(...) test_run_hgad(out, sizeof out, __VA_ARGS__)
 
 /* An error: non-zero exit, exactly one line, containing `needle`. */
 static void assert_error(int rc, const char *needle) {
@@ -40,7 +18,8 @@ static void assert_error(int rc, const char *needle) {
     size_t len = strlen(out);
     int lines = 0;
     for (size_t i = 0; i < len; i++) lines += out[i] == '\n';
-    if (lines != 1 || strncmp(out, "hgad ", 5) != 0) fail_msg("expected one 'hgad ...' line, got: %s", out);
+    if (lines != 1 || strncmp(out, "hgad ", 5) != 0)
+        fail_msg("expected one 'hgad ...' line, got: %s", out);
     if (!strstr(out, needle)) fail_msg("expected '%s' in: %s", needle, out);
 }
 
@@ -48,24 +27,16 @@ static const char *TRAIN = "train --img-size 64 --levels 2 --epochs 3 --sub-epoc
                            "--coupling-blocks 1 --cond-dim 8 --intra-centers 2 --quiet";
 
 static int setup(void **state) {
-    snprintf(dir, sizeof dir, "/tmp/hgad_cli_%d", (int)getpid());
-    mkdir(dir, 0700);
-    if (hgad("synth --output %s/data --categories weave,disc --size 64 --train 4 --test-good 2 "
-             "--test-defective 2 --seed 3", dir) != 0) {
-        fprintf(stderr, "synth failed: %s\n", out);
-        return -1;
-    }
-    return 0;
+    dir = test_temp_dir();
+    return test_temp_dir_with_synthetic_data("hgad_cli");
 }
 
 static int teardown(void **state) {
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return test_temp_dir_remove();
 }
 
 static void test_help_on_every_command(void **state) {
-    const char *commands[] = {"train",    "eval",         "predict", "synth", "flow-run",
+    const char *commands[] = {"train",        "eval",     "predict",      "synth", "flow-run",
                               "weights-info", "classify", "backbone-run", "audit", "zoo"};
     for (int i = 0; i < 10; i++) {
         if (hgad("%s --help", commands[i]) != 0) fail_msg("%s --help: %s", commands[i], out);
@@ -78,46 +49,51 @@ static void test_help_on_every_command(void **state) {
 
 static void test_train_eval_predict(void **state) {
     if (hgad("%s --root %s/data --output %s/run", TRAIN, dir, dir) != 0) fail_msg("train: %s", out);
-    assert_true(exists("%s/run/%s", "model.safetensors"));
-    assert_true(exists("%s/run/%s", "checkpoint.safetensors"));
-    assert_true(exists("%s/run/%s", "features.cache"));
-    if (hgad("eval --checkpoint %s/run/model.safetensors --output %s/eval --heatmaps 2 --quiet", dir, dir) != 0)
+    assert_true(test_temp_exists("run/model.safetensors"));
+    assert_true(test_temp_exists("run/checkpoint.safetensors"));
+    assert_true(test_temp_exists("run/features.cache"));
+    if (hgad("eval --checkpoint %s/run/model.safetensors --output %s/eval --heatmaps 2 --quiet",
+             dir, dir) != 0)
         fail_msg("eval: %s", out);
     assert_non_null(strstr(out, "| Weave |"));
     const char *files[] = {"results.md", "results.json", "roc.png", "heatmaps/disc"};
     for (int i = 0; i < 4; i++)
-        if (!exists("%s/eval/%s", files[i])) fail_msg("eval did not write %s", files[i]);
-    if (hgad("eval --checkpoint %s/run/model.safetensors --output %s/eval2 --mode deployable --heatmaps 0 --quiet",
+        if (!test_temp_exists("eval/%s", files[i])) fail_msg("eval did not write %s", files[i]);
+    if (hgad("eval --checkpoint %s/run/model.safetensors --output %s/eval2 --mode deployable "
+             "--heatmaps 0 --quiet",
              dir, dir) != 0)
         fail_msg("eval deployable: %s", out);
-    if (hgad("predict --checkpoint %s/run/model.safetensors --class disc --output %s/pred %s/data/disc/test/good",
+    if (hgad("predict --checkpoint %s/run/model.safetensors --class disc --output %s/pred "
+             "%s/data/disc/test/good",
              dir, dir, dir) != 0)
         fail_msg("predict: %s", out);
     assert_non_null(strstr(out, "disc/test/good/000.png "));
-    assert_true(exists("%s/pred/%s", "good_000_heatmap.png"));
+    assert_true(test_temp_exists("pred/good_000_heatmap.png"));
     /* resuming the last checkpoint continues (here: nothing left to do) */
-    if (hgad("%s --root %s/data --output %s/run --resume %s/run/checkpoint.safetensors", TRAIN, dir, dir, dir) != 0)
+    if (hgad("%s --root %s/data --output %s/run --resume %s/run/checkpoint.safetensors", TRAIN, dir,
+             dir, dir) != 0)
         fail_msg("resume: %s", out);
 }
 
 static void test_bad_roots_and_options(void **state) {
     assert_error(hgad("%s --root %s/nowhere --output %s/o1", TRAIN, dir, dir), "nowhere");
-    assert_false(exists("%s/%s", "o1"));
+    assert_false(test_temp_exists("o1"));
     char cmd[600];
     snprintf(cmd, sizeof cmd, "mkdir -p %s/empty", dir);
     assert_int_equal(system(cmd), 0);
     assert_error(hgad("%s --root %s/empty --output %s/o2", TRAIN, dir, dir), "empty");
-    assert_false(exists("%s/%s", "o2"));
+    assert_false(test_temp_exists("o2"));
     /* a category whose train/good holds no images */
     snprintf(cmd, sizeof cmd, "mkdir -p %s/noimg/cat/train/good %s/noimg/cat/test/good", dir, dir);
     assert_int_equal(system(cmd), 0);
     assert_error(hgad("%s --root %s/noimg --output %s/o3", TRAIN, dir, dir), "cat");
-    assert_false(exists("%s/%s", "o3"));
+    assert_false(test_temp_exists("o3"));
     assert_int_equal(hgad("%s --root %s/data --bogus 3", TRAIN, dir), 2);
     assert_non_null(strstr(out, "unknown option --bogus"));
     /* 100 px does not tile into stride-8 cells at 2 levels */
-    assert_error(hgad("train --root %s/data --img-size 100 --levels 2 --output %s/o4", dir, dir), "img-size");
-    assert_false(exists("%s/%s", "o4"));
+    assert_error(hgad("train --root %s/data --img-size 100 --levels 2 --output %s/o4", dir, dir),
+                 "img-size");
+    assert_false(test_temp_exists("o4"));
     assert_error(hgad("%s --root %s/data --epochs zero", TRAIN, dir), "--epochs");
     assert_error(hgad("%s --root %s/data --backbone resnet18", TRAIN, dir), "weights");
     assert_error(hgad("%s --root %s/data --config %s/missing.cfg", TRAIN, dir, dir), "missing.cfg");
@@ -125,48 +101,67 @@ static void test_bad_roots_and_options(void **state) {
 
 static void test_unreadable_image_leaves_nothing(void **state) {
     char cmd[1200];
-    snprintf(cmd, sizeof cmd, "cp -r %s/data %s/corrupt && printf 'not a png' > %s/corrupt/disc/train/good/001.png",
+    snprintf(cmd, sizeof cmd,
+             "cp -r %s/data %s/corrupt && printf 'not a png' > %s/corrupt/disc/train/good/001.png",
              dir, dir, dir);
     assert_int_equal(system(cmd), 0);
     assert_error(hgad("%s --root %s/corrupt --output %s/o5", TRAIN, dir, dir), "001.png");
-    assert_false(exists("%s/%s", "o5"));
+    assert_false(test_temp_exists("o5"));
 }
 
 static void test_bad_masks_and_checkpoints(void **state) {
     char cmd[1600];
     /* a missing mask */
-    snprintf(cmd, sizeof cmd, "cp -r %s/data %s/nomask && rm %s/nomask/disc/ground_truth/*/000_mask.png", dir, dir, dir);
+    snprintf(cmd, sizeof cmd,
+             "cp -r %s/data %s/nomask && rm %s/nomask/disc/ground_truth/*/000_mask.png", dir, dir,
+             dir);
     assert_int_equal(system(cmd), 0);
-    assert_error(hgad("eval --checkpoint %s/run/model.safetensors --root %s/nomask --output %s/o6", dir, dir, dir),
+    assert_error(hgad("eval --checkpoint %s/run/model.safetensors --root %s/nomask --output %s/o6",
+                      dir, dir, dir),
                  "000_mask.png");
-    assert_false(exists("%s/%s", "o6"));
+    assert_false(test_temp_exists("o6"));
     /* a mask of another size than its image */
     snprintf(cmd, sizeof cmd,
              "cp -r %s/data %s/badmask && for m in %s/badmask/disc/ground_truth/*/000_mask.png; do "
-             "cp %s/data/disc/ground_truth/$(basename $(dirname $m))/000_mask.png $m.tmp; done", dir, dir, dir, dir);
+             "cp %s/data/disc/ground_truth/$(basename $(dirname $m))/000_mask.png $m.tmp; done",
+             dir, dir, dir, dir);
     assert_int_equal(system(cmd), 0);
-    snprintf(cmd, sizeof cmd, "%s/hgad synth --output %s/small --categories disc --size 32 --train 1 --test-good 0 "
-             "--test-defective 3 --seed 3 >/dev/null && for m in %s/badmask/disc/ground_truth/*/000_mask.png; do "
+    snprintf(cmd, sizeof cmd,
+             "%s/hgad synth --output %s/small --categories disc --size 32 --train 1 --test-good 0 "
+             "--test-defective 3 --seed 3 >/dev/null && for m in "
+             "%s/badmask/disc/ground_truth/*/000_mask.png; do "
              "cp %s/small/disc/ground_truth/$(basename $(dirname $m))/000_mask.png $m; done",
-             getenv("HG_BUILD_DIR") ? getenv("HG_BUILD_DIR") : "build", dir, dir, dir);
+             test_build_dir(), dir, dir, dir);
     assert_int_equal(system(cmd), 0);
-    assert_error(hgad("eval --checkpoint %s/run/model.safetensors --root %s/badmask --output %s/o7 --quiet", dir, dir, dir),
-                 "000_mask.png");
-    assert_false(exists("%s/%s", "o7"));
+    assert_error(
+        hgad("eval --checkpoint %s/run/model.safetensors --root %s/badmask --output %s/o7 --quiet",
+             dir, dir, dir),
+        "000_mask.png");
+    assert_false(test_temp_exists("o7"));
     /* a category the checkpoint was not trained on */
-    snprintf(cmd, sizeof cmd, "%s/hgad synth --output %s/other --categories granite --size 32 --train 1 "
-             "--test-good 1 --test-defective 1 >/dev/null", getenv("HG_BUILD_DIR") ? getenv("HG_BUILD_DIR") : "build", dir);
+    snprintf(cmd, sizeof cmd,
+             "%s/hgad synth --output %s/other --categories granite --size 32 --train 1 "
+             "--test-good 1 --test-defective 1 >/dev/null",
+             test_build_dir(), dir);
     assert_int_equal(system(cmd), 0);
-    assert_error(hgad("eval --checkpoint %s/run/model.safetensors --root %s/other --categories granite --output %s/o8",
-                      dir, dir, dir), "not trained on category");
-    assert_false(exists("%s/%s", "o8"));
+    assert_error(hgad("eval --checkpoint %s/run/model.safetensors --root %s/other --categories "
+                      "granite --output %s/o8",
+                      dir, dir, dir),
+                 "not trained on category");
+    assert_false(test_temp_exists("o8"));
     /* resuming with other categories than the checkpoint's */
-    assert_error(hgad("%s --root %s/data --categories disc --output %s/o9 --resume %s/run/checkpoint.safetensors",
-                      TRAIN, dir, dir, dir), "other categories");
+    assert_error(hgad("%s --root %s/data --categories disc --output %s/o9 --resume "
+                      "%s/run/checkpoint.safetensors",
+                      TRAIN, dir, dir, dir),
+                 "other categories");
     /* not a checkpoint at all */
-    assert_error(hgad("eval --checkpoint %s/data/disc/train/good/000.png --output %s/o10", dir, dir), "000.png");
-    assert_error(hgad("predict --checkpoint %s/run/model.safetensors %s/data/disc/test/good/000.png", dir, dir),
-                 "--class");
+    assert_error(
+        hgad("eval --checkpoint %s/data/disc/train/good/000.png --output %s/o10", dir, dir),
+        "000.png");
+    assert_error(
+        hgad("predict --checkpoint %s/run/model.safetensors %s/data/disc/test/good/000.png", dir,
+             dir),
+        "--class");
 }
 
 int main(void) {

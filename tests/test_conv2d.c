@@ -24,37 +24,10 @@
 
 /* ------------------------------------------------------------ fixtures */
 
-static SafetensorsFile *open_fixture(const char *name) {
-    SafetensorsFile *f = safetensors_open(test_fixture(name));
-    if (!f) fail_msg("cannot open fixture %s: %s", name, hg_last_error());
-    return f;
-}
-
-/* "<case>.<what>" or NULL when absent. */
-static Tensor *load_opt(const SafetensorsFile *f, const char *name, const char *what) {
-    char key[128];
-    snprintf(key, sizeof key, "%s.%s", name, what);
-    if (!safetensors_find(f, key)) return NULL;
-    Tensor *t = safetensors_load_tensor(f, key);
-    assert_ok_ptr(t);
-    return t;
-}
-
-static Tensor *load(const SafetensorsFile *f, const char *name, const char *what) {
-    Tensor *t = load_opt(f, name, what);
-    if (!t) fail_msg("fixture tensor %s.%s is missing", name, what);
-    return t;
-}
-
+/* Fixture parity to PARITY_TOL (testutil's test_expect_close). */
 static void expect_close(const char *what, const char *name, const Tensor *got,
                          const Tensor *want) {
-    char a[96], b[96];
-    assert_non_null(got);
-    if (!tensor_same_shape(got, want))
-        fail_msg("%s %s: shape %s, expected %s", name, what, tensor_shape_str(got, a, sizeof a),
-                 tensor_shape_str(want, b, sizeof b));
-    double rel = test_max_rel_diff(got, want);
-    if (!(rel <= PARITY_TOL)) fail_msg("%s %s: max relative difference %.3g", name, what, rel);
+    test_expect_close(what, name, got, want, PARITY_TOL);
 }
 
 static Conv2dSpec spec_from_config(const Tensor *cfg) {
@@ -73,18 +46,18 @@ typedef struct ConvCase {
 static bool load_case(const SafetensorsFile *f, int i, ConvCase *c) {
     memset(c, 0, sizeof *c);
     snprintf(c->name, sizeof c->name, "conv%02d", i);
-    Tensor *cfg = load_opt(f, c->name, "config");
+    Tensor *cfg = test_fixture_tensor_opt(f, c->name, "config");
     if (!cfg) return false;
     c->spec = spec_from_config(cfg);
     tensor_free(cfg);
-    c->x = load(f, c->name, "x");
-    c->w = load(f, c->name, "w");
-    c->b = load_opt(f, c->name, "b");
-    c->dout = load(f, c->name, "dout");
-    c->out = load(f, c->name, "out");
-    c->dx = load(f, c->name, "dx");
-    c->dw = load(f, c->name, "dw");
-    c->db = load_opt(f, c->name, "db");
+    c->x = test_fixture_tensor(f, c->name, "x");
+    c->w = test_fixture_tensor(f, c->name, "w");
+    c->b = test_fixture_tensor_opt(f, c->name, "b");
+    c->dout = test_fixture_tensor(f, c->name, "dout");
+    c->out = test_fixture_tensor(f, c->name, "out");
+    c->dx = test_fixture_tensor(f, c->name, "dx");
+    c->dw = test_fixture_tensor(f, c->name, "dw");
+    c->db = test_fixture_tensor_opt(f, c->name, "db");
     return true;
 }
 
@@ -99,7 +72,7 @@ static const char *const conv_files[] = {"spatial_conv.safetensors", "spatial_co
 static int for_each_case(void (*fn)(ConvCase *c)) {
     int count = 0;
     for (int f = 0; f < 2; f++) {
-        SafetensorsFile *file = open_fixture(conv_files[f]);
+        SafetensorsFile *file = test_open_fixture(conv_files[f]);
         for (int i = 0; i < 100; i++) {
             ConvCase c;
             if (!load_case(file, i, &c)) continue;

@@ -4,7 +4,6 @@
  * and every error message. With ../shared: the real MVTec AD bottle category
  * (counts from its README, and one sample against the PyTorch reference in
  * tests/fixtures/transforms_mvtec_bottle.safetensors). */
-#include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,35 +17,19 @@
 #include "nn/safetensors.h"
 #include "tests/testutil.h"
 
-static char g_root[256];
-
 /* ----------------------------------------------------------- tree helpers */
 
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int setup(void **state) {
-    (void)state;
-    snprintf(g_root, sizeof g_root, "/tmp/hgad_test_dataset_XXXXXX");
-    return mkdtemp(g_root) ? 0 : -1;
+    return test_temp_dir_create("hgad_test_dataset");
 }
 
 static int teardown(void **state) {
-    (void)state;
-    return nftw(g_root, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return test_temp_dir_remove();
 }
 
-/* g_root/rel, in a static ring of buffers (several may be live at once). */
+/* <scratch dir>/rel (testutil's ring of buffers: several may be live at once). */
 static const char *P(const char *rel) {
-    static char bufs[8][1024];
-    static int next;
-    char *b = bufs[next++ % 8];
-    snprintf(b, 1024, "%s/%s", g_root, rel);
-    return b;
+    return test_temp_path("%s", rel);
 }
 
 static void mkdirs(const char *path) {

@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "models/hgad.h"
@@ -14,25 +13,12 @@
 #define FIXTURE "flow_reference.safetensors"
 enum { D = 12, DC = 8, C = 3, M = 4, K = 3 };
 
-static char tmpdir[256];
-
 static int setup(void **state) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/hgad_io_test_%d", (int)getpid());
-    return mkdir(tmpdir, 0700);
+    return test_temp_dir_create("hgad_io_test");
 }
 
 static int teardown(void **state) {
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-static const char *tmp_path(const char *name) {
-    static char path[16][320];
-    static int slot;
-    slot = (slot + 1) % 16;
-    snprintf(path[slot], sizeof path[slot], "%s/%s", tmpdir, name);
-    return path[slot];
+    return test_temp_dir_remove();
 }
 
 static Hgad *fixture_model(void) {
@@ -61,7 +47,7 @@ static void test_save_load_round_trip(void **state) {
     HgadMeta extra = {0};
     assert_ok(hgad_meta_set(&extra, "backbone", "mobilenet_v2"));
     assert_ok(hgad_meta_set(&extra, "class_names", "a,b,c"));
-    const char *path = tmp_path("model.safetensors");
+    const char *path = test_temp_path("model.safetensors");
     assert_ok(hgad_save(model, path, false, &extra));
     HgadMeta back;
     Hgad *loaded = hgad_load(path, &back);
@@ -96,7 +82,7 @@ static void test_resume_is_exact(void **state) {
         assert_ok(hgad_train_step(straight, 0, x, cond, labels, 2, NULL));
     for (int step = 0; step < 2; step++)
         assert_ok(hgad_train_step(first, 0, x, cond, labels, 2, NULL));
-    const char *path = tmp_path("resume.safetensors");
+    const char *path = test_temp_path("resume.safetensors");
     assert_ok(hgad_save(first, path, true, NULL));
     hgad_free(first);
     Hgad *resumed = hgad_load(path, NULL);
@@ -114,7 +100,7 @@ static void test_resume_is_exact(void **state) {
 }
 
 static void test_load_rejects_bad_files(void **state) {
-    assert_null(hgad_load(tmp_path("missing.safetensors"), NULL));
+    assert_null(hgad_load(test_temp_path("missing.safetensors"), NULL));
     assert_non_null(strstr(hg_last_error(), "missing.safetensors"));
     /* A plain state dict without the hgad metadata. */
     assert_null(hgad_load(test_fixture(FIXTURE), NULL));
@@ -131,7 +117,7 @@ static void test_load_rejects_bad_files(void **state) {
     assert_ok(safetensors_writer_set_metadata(w, "hgad.coupling_blocks", "3"));
     assert_ok(safetensors_writer_set_metadata(w, "hgad.classes", "3"));
     assert_ok(safetensors_writer_set_metadata(w, "hgad.intra_centers", "4"));
-    const char *path = tmp_path("mismatch.safetensors");
+    const char *path = test_temp_path("mismatch.safetensors");
     assert_ok(safetensors_writer_save(w, path));
     safetensors_writer_free(w);
     assert_null(hgad_load(path, NULL));
@@ -139,20 +125,9 @@ static void test_load_rejects_bad_files(void **state) {
     hgad_free(model);
 }
 
-static int run_hgad(const char *args, char *output, size_t size) {
-    const char *build = getenv("HG_BUILD_DIR");
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "%s/hgad %s 2>&1", build && *build ? build : "build", args);
-    FILE *p = popen(cmd, "r");
-    size_t n = p ? fread(output, 1, size - 1, p) : 0;
-    output[n] = '\0';
-    int status = p ? pclose(p) : -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 static void test_flow_run_command(void **state) {
     Hgad *model = fixture_model();
-    const char *ckpt = tmp_path("flowrun.safetensors");
+    const char *ckpt = test_temp_path("flowrun.safetensors");
     assert_ok(hgad_save(model, ckpt, false, NULL));
     hgad_free(model);
     /* IN: x, cond and y from the fixture, y as int64 */
@@ -164,20 +139,21 @@ static void test_flow_run_command(void **state) {
     assert_ok(safetensors_writer_add(w, "x", x));
     assert_ok(safetensors_writer_add(w, "cond", cond));
     assert_ok(safetensors_writer_add_int64(w, "y", SHAPE(n), y));
-    const char *in = tmp_path("in.safetensors");
+    const char *in = test_temp_path("in.safetensors");
     assert_ok(safetensors_writer_save(w, in));
     safetensors_writer_free(w);
-    const char *out = tmp_path("out.safetensors");
-    char args[1024], text[4096];
-    snprintf(args, sizeof args, "flow-run --checkpoint %s --level 0 --input %s --output %s --class 1",
-             ckpt, in, out);
-    int rc = run_hgad(args, text, sizeof text);
+    const char *out = test_temp_path("out.safetensors");
+    char text[4096];
+    int rc = test_run_hgad(text, sizeof text,
+                           "flow-run --checkpoint %s --level 0 --input %s --output %s --class 1",
+                           ckpt, in, out);
     if (rc != 0) fail_msg("flow-run exit %d: %s", rc, text);
     SafetensorsFile *o = safetensors_open(out);
     assert_ok_ptr(o);
-    const char *pairs[][2] = {{"z", "chain_z"}, {"logdet", "chain_logdet"}, {"L_g", "full_L_g"},
-                              {"L_mi", "full_L_mi"}, {"L_e", "full_L_e"},
-                              {"L_g_intra", "full_L_g_intra"}, {"L_z", "full_L_z"}};
+    const char *pairs[][2] = {{"z", "chain_z"},    {"logdet", "chain_logdet"},
+                              {"L_g", "full_L_g"}, {"L_mi", "full_L_mi"},
+                              {"L_e", "full_L_e"}, {"L_g_intra", "full_L_g_intra"},
+                              {"L_z", "full_L_z"}};
     for (int i = 0; i < 7; i++) {
         Tensor *got = safetensors_load_tensor(o, pairs[i][0]);
         Tensor *want = safetensors_load_tensor(f, pairs[i][1]);
@@ -188,7 +164,8 @@ static void test_flow_run_command(void **state) {
         if (!(test_max_rel_diff(got, want_shaped) < 1e-5)) fail_msg("%s differs", pairs[i][0]);
         tensor_free(got), tensor_free(want), tensor_free(want_shaped);
     }
-    Tensor *logp = safetensors_load_tensor(o, "logp"), *ne = safetensors_load_tensor(o, "neg_entropy");
+    Tensor *logp = safetensors_load_tensor(o, "logp"),
+           *ne = safetensors_load_tensor(o, "neg_entropy");
     assert_ok_ptr(logp);
     assert_ok_ptr(ne);
     assert_int_equal(tensor_numel(logp), n);
@@ -205,16 +182,20 @@ static void test_flow_run_command(void **state) {
     w = safetensors_writer_new();
     assert_ok(safetensors_writer_add(w, "x", wide));
     assert_ok(safetensors_writer_add(w, "cond", c4));
-    const char *bad = tmp_path("bad.safetensors");
+    const char *bad = test_temp_path("bad.safetensors");
     assert_ok(safetensors_writer_save(w, bad));
     safetensors_writer_free(w);
-    const char *out2 = tmp_path("out2.safetensors");
-    snprintf(args, sizeof args, "flow-run --checkpoint %s --input %s --output %s", ckpt, bad, out2);
-    assert_int_not_equal(run_hgad(args, text, sizeof text), 0);
+    const char *out2 = test_temp_path("out2.safetensors");
+    assert_int_not_equal(test_run_hgad(text, sizeof text,
+                                       "flow-run --checkpoint %s --input %s --output %s", ckpt, bad,
+                                       out2),
+                         0);
     if (!strstr(text, "expects (N, 12)")) fail_msg("unexpected message: %s", text);
     assert_int_equal(access(out2, F_OK), -1);
-    snprintf(args, sizeof args, "flow-run --checkpoint %s --input %s --output %s --bogus 1", ckpt, in, out2);
-    assert_int_not_equal(run_hgad(args, text, sizeof text), 0);
+    assert_int_not_equal(test_run_hgad(text, sizeof text,
+                                       "flow-run --checkpoint %s --input %s --output %s --bogus 1",
+                                       ckpt, in, out2),
+                         0);
     assert_non_null(strstr(text, "unknown option"));
     tensor_free(wide), tensor_free(c4);
     tensor_free(x), tensor_free(cond);

@@ -23,39 +23,10 @@
 
 /* ------------------------------------------------------------ fixtures */
 
-static SafetensorsFile *open_fixture(const char *name) {
-    SafetensorsFile *f = safetensors_open(test_fixture(name));
-    if (!f) fail_msg("cannot open fixture %s: %s", name, hg_last_error());
-    return f;
-}
-
-static Tensor *load_opt(const SafetensorsFile *f, const char *name, const char *what) {
-    char key[128];
-    if (name)
-        snprintf(key, sizeof key, "%s.%s", name, what);
-    else
-        snprintf(key, sizeof key, "%s", what);
-    if (!safetensors_find(f, key)) return NULL;
-    Tensor *t = safetensors_load_tensor(f, key);
-    assert_ok_ptr(t);
-    return t;
-}
-
-static Tensor *load(const SafetensorsFile *f, const char *name, const char *what) {
-    Tensor *t = load_opt(f, name, what);
-    if (!t) fail_msg("fixture tensor %s.%s is missing", name ? name : "", what);
-    return t;
-}
-
+/* Fixture parity to PARITY_TOL (testutil's test_expect_close). */
 static void expect_close(const char *what, const char *name, const Tensor *got,
                          const Tensor *want) {
-    char a[96], b[96];
-    if (!got) fail_msg("%s %s: NULL (%s)", name, what, hg_last_error());
-    if (!tensor_same_shape(got, want))
-        fail_msg("%s %s: shape %s, expected %s", name, what, tensor_shape_str(got, a, sizeof a),
-                 tensor_shape_str(want, b, sizeof b));
-    double rel = test_max_rel_diff(got, want);
-    if (!(rel <= PARITY_TOL)) fail_msg("%s %s: max relative difference %.3g", name, what, rel);
+    test_expect_close(what, name, got, want, PARITY_TOL);
 }
 
 /* Runs `y = f(x)` on a tape, back-propagates dout, and compares y and x->grad. */
@@ -78,29 +49,31 @@ static void expect_tape(const char *name, UnaryOp f, const void *ctx, const Tens
 
 static void test_batchnorm_parity(void **state) {
     (void)state;
-    SafetensorsFile *f = open_fixture("spatial_bn.safetensors");
+    SafetensorsFile *f = test_open_fixture("spatial_bn.safetensors");
     int cases = 0;
     for (int i = 0; i < 10; i++) {
         char name[16];
         snprintf(name, sizeof name, "bn%d", i);
-        Tensor *cfg = load_opt(f, name, "config");
+        Tensor *cfg = test_fixture_tensor_opt(f, name, "config");
         if (!cfg) continue;
         const float *c = tensor_data(cfg);
         bool training = c[0] != 0, affine = c[3] != 0;
         float eps = c[1], momentum = c[2];
-        Tensor *x = load(f, name, "x"), *dout = load(f, name, "dout");
-        Tensor *w = affine ? load(f, name, "weight") : NULL;
-        Tensor *b = affine ? load(f, name, "bias") : NULL;
-        Tensor *rm = load(f, name, "running_mean"), *rv = load(f, name, "running_var");
+        Tensor *x = test_fixture_tensor(f, name, "x"), *dout = test_fixture_tensor(f, name, "dout");
+        Tensor *w = affine ? test_fixture_tensor(f, name, "weight") : NULL;
+        Tensor *b = affine ? test_fixture_tensor(f, name, "bias") : NULL;
+        Tensor *rm = test_fixture_tensor(f, name, "running_mean"),
+               *rv = test_fixture_tensor(f, name, "running_var");
         Tensor *rm2 = tensor_clone(rm), *rv2 = tensor_clone(rv);
         Tensor *mean, *invstd;
         Tensor *y = batchnorm2d_forward(x, w, b, rm, rv, training, momentum, eps, &mean, &invstd);
-        Tensor *want = load(f, name, "out"), *new_mean = load(f, name, "new_mean"),
-               *new_var = load(f, name, "new_var");
+        Tensor *want = test_fixture_tensor(f, name, "out"),
+               *new_mean = test_fixture_tensor(f, name, "new_mean"),
+               *new_var = test_fixture_tensor(f, name, "new_var");
         expect_close("out", name, y, want);
         expect_close("running_mean", name, rm, new_mean);
         expect_close("running_var", name, rv, new_var);
-        Tensor *dx, *dw = NULL, *db = NULL, *want_dx = load(f, name, "dx");
+        Tensor *dx, *dw = NULL, *db = NULL, *want_dx = test_fixture_tensor(f, name, "dx");
         assert_ok(batchnorm2d_backward(dout, x, w, mean, invstd, training, &dx, affine ? &dw : NULL,
                                        affine ? &db : NULL));
         expect_close("dx", name, dx, want_dx);
@@ -116,7 +89,8 @@ static void test_batchnorm_parity(void **state) {
         assert_ok(tape_backward(tape, vy, dout));
         expect_close("tape dx", name, vx->grad, want_dx);
         if (affine) {
-            Tensor *want_dw = load(f, name, "dweight"), *want_db = load(f, name, "dbias");
+            Tensor *want_dw = test_fixture_tensor(f, name, "dweight"),
+                   *want_db = test_fixture_tensor(f, name, "dbias");
             expect_close("dweight", name, dw, want_dw);
             expect_close("dbias", name, db, want_db);
             expect_close("tape dweight", name, vw->grad, want_dw);
@@ -212,18 +186,19 @@ static Var *op_adaptive(Tape *t, Var *x, const void *ctx) {
 
 static void test_pool_parity(void **state) {
     (void)state;
-    SafetensorsFile *f = open_fixture("spatial_pool.safetensors");
-    Tensor *x = load(f, NULL, "x");
+    SafetensorsFile *f = test_open_fixture("spatial_pool.safetensors");
+    Tensor *x = test_fixture_tensor(f, NULL, "x");
     int cases = 0;
     for (int kind = 0; kind < 3; kind++) {
         for (int i = 0; i < 10; i++) {
             char name[24];
             snprintf(name, sizeof name, "%s%d",
                      (const char *[]){"maxpool", "avgpool", "adaptive"}[kind], i);
-            Tensor *cfg = load_opt(f, name, "config");
+            Tensor *cfg = test_fixture_tensor_opt(f, name, "config");
             if (!cfg) continue;
-            Tensor *dout = load(f, name, "dout"), *out = load(f, name, "out"),
-                   *dx = load(f, name, "dx");
+            Tensor *dout = test_fixture_tensor(f, name, "dout"),
+                   *out = test_fixture_tensor(f, name, "out"),
+                   *dx = test_fixture_tensor(f, name, "dx");
             Tensor *y, *g;
             if (kind < 2) {
                 Pool2dSpec s = pool_spec(cfg);
@@ -358,18 +333,18 @@ static Var *op_resize(Tape *t, Var *x, const void *ctx) {
 
 static void test_resize_parity(void **state) {
     (void)state;
-    SafetensorsFile *f = open_fixture("spatial_resize.safetensors");
-    Tensor *x = load(f, NULL, "x");
+    SafetensorsFile *f = test_open_fixture("spatial_resize.safetensors");
+    Tensor *x = test_fixture_tensor(f, NULL, "x");
     int cases = 0;
     for (int i = 0; i < 100; i++) {
         char name[24];
         snprintf(name, sizeof name, "resize%02d", i);
-        Tensor *cfg = load_opt(f, name, "config");
+        Tensor *cfg = test_fixture_tensor_opt(f, name, "config");
         if (!cfg) continue;
         const float *c = tensor_data(cfg);
         ResizeCtx ctx = {(int64_t)c[0], (int64_t)c[1], c[2] != 0, c[3] != 0};
-        Tensor *dout = load(f, name, "dout"), *out = load(f, name, "out"),
-               *dx = load(f, name, "dx");
+        Tensor *dout = test_fixture_tensor(f, name, "dout"),
+               *out = test_fixture_tensor(f, name, "out"), *dx = test_fixture_tensor(f, name, "dx");
         Tensor *y = ctx.nearest ? resize_nearest_forward(x, ctx.oh, ctx.ow)
                                 : resize_bilinear_forward(x, ctx.oh, ctx.ow, ctx.align_corners);
         Tensor *g = ctx.nearest ? resize_nearest_backward(dout, x->shape[2], x->shape[3])
@@ -430,15 +405,15 @@ static void test_resize_small(void **state) {
 
 static void test_blur_parity(void **state) {
     (void)state;
-    SafetensorsFile *f = open_fixture("spatial_blur.safetensors");
+    SafetensorsFile *f = test_open_fixture("spatial_blur.safetensors");
     int cases = 0;
     for (int i = 0; i < 10; i++) {
         char name[16];
         snprintf(name, sizeof name, "blur%d", i);
-        Tensor *cfg = load_opt(f, name, "config");
+        Tensor *cfg = test_fixture_tensor_opt(f, name, "config");
         if (!cfg) continue;
         double sigma = tensor_data(cfg)[0], truncate = tensor_data(cfg)[1];
-        Tensor *x = load(f, name, "x"), *want = load(f, name, "out");
+        Tensor *x = test_fixture_tensor(f, name, "x"), *want = test_fixture_tensor(f, name, "out");
         Tensor *y = gaussian_blur2d_forward(x, sigma, truncate);
         expect_close("out", name, y, want);
         /* The same plane inside a [2,1,H,W] batch (both planes blurred alike). */

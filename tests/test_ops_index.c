@@ -17,13 +17,6 @@ static int64_t rand_below(int64_t n) {
     return (int64_t)(lcg() % (uint64_t)n);
 }
 
-static void unravel(int ndim, const int64_t *shape, int64_t linear, int64_t *index) {
-    for (int d = ndim - 1; d >= 0; d--) {
-        index[d] = linear % shape[d];
-        linear /= shape[d];
-    }
-}
-
 static int64_t numel_of(int ndim, const int64_t *shape) {
     int64_t n = 1;
     for (int d = 0; d < ndim; d++) n *= shape[d];
@@ -50,15 +43,6 @@ static Tensor *random_tensor(int ndim, const int64_t *shape, bool transposed) {
     return v;
 }
 
-static void assert_failed(hg_status code, const char *op) {
-    if (hg_last_status() != code)
-        fail_msg("expected status %s, got %s (%s)", hg_status_name(code),
-                 hg_status_name(hg_last_status()), hg_last_error());
-    if (!strstr(hg_last_error(), op))
-        fail_msg("message \"%s\" does not name \"%s\"", hg_last_error(), op);
-    hg_clear_error();
-}
-
 /* ---- concat / split ---- */
 
 static void test_concat(void **state) {
@@ -83,7 +67,7 @@ static void test_concat(void **state) {
         assert_int_equal(out->shape[dim], start[count]);
         int64_t n = tensor_numel(out), idx[3];
         for (int64_t l = 0; l < n; l++) {
-            unravel(ndim, out->shape, l, idx);
+            test_unravel(ndim, out->shape, l, idx);
             int which = 0;
             while (idx[dim] >= start[which + 1]) which++;
             int64_t src_idx[3];
@@ -105,17 +89,17 @@ static void test_concat_errors(void **state) {
     assert_int_equal(ok->shape[1], 7);
     tensor_free(ok);
     assert_null(tensor_concat(2, ab, 0));
-    assert_failed(HG_ERR_SHAPE, "concat");
+    test_assert_failed(HG_ERR_SHAPE, "concat");
     assert_null(tensor_concat(2, ac, 0));
-    assert_failed(HG_ERR_SHAPE, "concat");
+    test_assert_failed(HG_ERR_SHAPE, "concat");
     assert_null(tensor_concat(2, ab, 2));
-    assert_failed(HG_ERR_DIM, "concat");
+    test_assert_failed(HG_ERR_DIM, "concat");
     assert_null(tensor_concat(2, an, 0));
-    assert_failed(HG_ERR_ARG, "concat");
+    test_assert_failed(HG_ERR_ARG, "concat");
     assert_null(tensor_concat(0, ab, 0));
-    assert_failed(HG_ERR_ARG, "concat");
+    test_assert_failed(HG_ERR_ARG, "concat");
     assert_null(tensor_concat(2, ss, 0)); /* 0-d tensors have no dim to join */
-    assert_failed(HG_ERR_DIM, "concat");
+    test_assert_failed(HG_ERR_DIM, "concat");
     tensor_free(a);
     tensor_free(b);
     tensor_free(c);
@@ -148,16 +132,16 @@ static void test_split(void **state) {
     Tensor *sentinel = (Tensor *)&sizes; /* must not be touched on failure */
     parts[0] = sentinel;
     assert_int_equal(tensor_split(x, 1, 2, (int64_t[]){3, 3}, parts), HG_ERR_SHAPE);
-    assert_failed(HG_ERR_SHAPE, "split");
+    test_assert_failed(HG_ERR_SHAPE, "split");
     assert_ptr_equal(parts[0], sentinel);
     assert_int_equal(tensor_split(x, 1, 2, (int64_t[]){8, -1}, parts), HG_ERR_SHAPE);
-    assert_failed(HG_ERR_SHAPE, "split");
+    test_assert_failed(HG_ERR_SHAPE, "split");
     assert_int_equal(tensor_split(x, 3, 1, (int64_t[]){7}, parts), HG_ERR_DIM);
-    assert_failed(HG_ERR_DIM, "split");
+    test_assert_failed(HG_ERR_DIM, "split");
     assert_int_equal(tensor_split(NULL, 0, 1, (int64_t[]){7}, parts), HG_ERR_ARG);
-    assert_failed(HG_ERR_ARG, "split");
+    test_assert_failed(HG_ERR_ARG, "split");
     assert_int_equal(tensor_split(x, 0, -1, NULL, parts), HG_ERR_ARG);
-    assert_failed(HG_ERR_ARG, "split");
+    test_assert_failed(HG_ERR_ARG, "split");
     Tensor *e = tensor_zeros(SHAPE(0, 2));
     assert_ok(tensor_split(e, 0, 0, NULL, NULL)); /* nothing to split into nothing */
     tensor_free(e);
@@ -173,7 +157,7 @@ static void check_index_select(const Tensor *x, int dim, int64_t count, const in
     assert_int_equal(out->shape[d], count);
     int64_t n = tensor_numel(out), idx[TENSOR_MAX_DIMS];
     for (int64_t l = 0; l < n; l++) {
-        unravel(out->ndim, out->shape, l, idx);
+        test_unravel(out->ndim, out->shape, l, idx);
         idx[d] = index[idx[d]];
         if (tensor_data(out)[l] != tensor_get(x, idx)) fail_msg("element %lld", (long long)l);
     }
@@ -196,15 +180,15 @@ static void test_index_select(void **state) {
     tensor_free(big);
 
     assert_null(tensor_index_select(x, 1, 2, (int64_t[]){0, 5}));
-    assert_failed(HG_ERR_ARG, "index_select");
+    test_assert_failed(HG_ERR_ARG, "index_select");
     assert_null(tensor_index_select(x, 1, 1, (int64_t[]){-1}));
-    assert_failed(HG_ERR_ARG, "index_select");
+    test_assert_failed(HG_ERR_ARG, "index_select");
     assert_null(tensor_index_select(x, 3, 1, (int64_t[]){0}));
-    assert_failed(HG_ERR_DIM, "index_select");
+    test_assert_failed(HG_ERR_DIM, "index_select");
     assert_null(tensor_index_select(x, 0, 2, NULL));
-    assert_failed(HG_ERR_ARG, "index_select");
+    test_assert_failed(HG_ERR_ARG, "index_select");
     assert_null(tensor_index_select(x, 0, -1, NULL));
-    assert_failed(HG_ERR_ARG, "index_select");
+    test_assert_failed(HG_ERR_ARG, "index_select");
     tensor_free(x);
 }
 
@@ -227,7 +211,7 @@ static void test_gather(void **state) {
         assert_int_equal(tensor_numel(out), n);
         int64_t idx[3];
         for (int64_t l = 0; l < n; l++) {
-            unravel(ndim, ishape, l, idx);
+            test_unravel(ndim, ishape, l, idx);
             idx[dim] = index[l];
             assert_true(tensor_data(out)[l] == tensor_get(x, idx));
         }
@@ -259,7 +243,7 @@ static void test_scatter_add(void **state) {
         double *ref = calloc((size_t)on, sizeof(double));
         int64_t idx[3];
         for (int64_t l = 0; l < n; l++) {
-            unravel(ndim, ishape, l, idx);
+            test_unravel(ndim, ishape, l, idx);
             float v = tensor_get(src, idx);
             idx[dim] = index[l];
             int64_t o = 0;
@@ -319,39 +303,39 @@ static void test_gather_scatter_errors(void **state) {
     Tensor *x = tensor_zeros(SHAPE(3, 4));
     int64_t idx[12] = {0};
     assert_null(tensor_gather(x, 0, 2, (int64_t[]){2, 5}, idx)); /* 5 > 4 in dim 1 */
-    assert_failed(HG_ERR_SHAPE, "gather");
+    test_assert_failed(HG_ERR_SHAPE, "gather");
     assert_null(tensor_gather(x, 0, 1, (int64_t[]){2}, idx));
-    assert_failed(HG_ERR_SHAPE, "gather");
+    test_assert_failed(HG_ERR_SHAPE, "gather");
     idx[1] = 3;
     assert_null(tensor_gather(x, 0, 2, (int64_t[]){1, 2}, idx)); /* 3 >= 3 */
-    assert_failed(HG_ERR_ARG, "gather");
+    test_assert_failed(HG_ERR_ARG, "gather");
     idx[1] = -1;
     assert_null(tensor_gather(x, 1, 2, (int64_t[]){1, 2}, idx));
-    assert_failed(HG_ERR_ARG, "gather");
+    test_assert_failed(HG_ERR_ARG, "gather");
     idx[1] = 0;
     assert_null(tensor_gather(x, 2, 2, (int64_t[]){1, 2}, idx));
-    assert_failed(HG_ERR_DIM, "gather");
+    test_assert_failed(HG_ERR_DIM, "gather");
     assert_null(tensor_gather(x, 0, 2, (int64_t[]){1, 2}, NULL));
-    assert_failed(HG_ERR_ARG, "gather");
+    test_assert_failed(HG_ERR_ARG, "gather");
     Tensor *g0 = tensor_gather(x, 0, 2, (int64_t[]){0, 2}, NULL); /* empty index */
     assert_ok_ptr(g0);
     assert_int_equal(tensor_numel(g0), 0);
 
     Tensor *src = tensor_ones(SHAPE(2, 2));
     assert_null(tensor_scatter_add(SHAPE(3, 1), 0, src, idx)); /* 2 > 1 in dim 1 */
-    assert_failed(HG_ERR_SHAPE, "scatter_add");
+    test_assert_failed(HG_ERR_SHAPE, "scatter_add");
     idx[2] = 3;
     assert_null(tensor_scatter_add(SHAPE(3, 4), 0, src, idx));
-    assert_failed(HG_ERR_ARG, "scatter_add");
+    test_assert_failed(HG_ERR_ARG, "scatter_add");
     idx[2] = 0;
     assert_null(tensor_scatter_add(SHAPE(3, 4), -3, src, idx));
-    assert_failed(HG_ERR_DIM, "scatter_add");
+    test_assert_failed(HG_ERR_DIM, "scatter_add");
     assert_null(tensor_scatter_add(SHAPE(3, -4), 0, src, idx));
-    assert_failed(HG_ERR_SHAPE, "scatter_add");
+    test_assert_failed(HG_ERR_SHAPE, "scatter_add");
     assert_null(tensor_scatter_add(SHAPE(3, 4), 0, NULL, idx));
-    assert_failed(HG_ERR_ARG, "scatter_add");
+    test_assert_failed(HG_ERR_ARG, "scatter_add");
     assert_null(tensor_scatter_add(SHAPE(3, 4, 1), 0, src, idx));
-    assert_failed(HG_ERR_SHAPE, "scatter_add");
+    test_assert_failed(HG_ERR_SHAPE, "scatter_add");
     tensor_free(x);
     tensor_free(g0);
     tensor_free(src);
@@ -373,13 +357,13 @@ static void test_one_hot(void **state) {
     assert_ok_ptr(e);
     assert_int_equal(tensor_numel(e), 0);
     assert_null(tensor_one_hot(4, labels, 3));
-    assert_failed(HG_ERR_ARG, "one_hot");
+    test_assert_failed(HG_ERR_ARG, "one_hot");
     assert_null(tensor_one_hot(1, (int64_t[]){-1}, 3));
-    assert_failed(HG_ERR_ARG, "one_hot");
+    test_assert_failed(HG_ERR_ARG, "one_hot");
     assert_null(tensor_one_hot(2, NULL, 3));
-    assert_failed(HG_ERR_ARG, "one_hot");
+    test_assert_failed(HG_ERR_ARG, "one_hot");
     assert_null(tensor_one_hot(-1, labels, 3));
-    assert_failed(HG_ERR_ARG, "one_hot");
+    test_assert_failed(HG_ERR_ARG, "one_hot");
     tensor_free(o);
     tensor_free(e);
 }

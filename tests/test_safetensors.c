@@ -36,15 +36,6 @@ static SafetensorsFile *open_image(const char *header, const void *data, size_t 
     return safetensors_open_memory(*image, size);
 }
 
-typedef struct TempDir {
-    char path[64];
-} TempDir;
-
-static void temp_dir_make(TempDir *d) {
-    snprintf(d->path, sizeof d->path, "/tmp/hg_safetensors_XXXXXX");
-    assert_non_null(mkdtemp(d->path));
-}
-
 /* Number of entries in a directory besides . and .. */
 static int dir_entries(const char *path) {
     DIR *dir = opendir(path);
@@ -57,18 +48,13 @@ static int dir_entries(const char *path) {
     return n;
 }
 
-static void temp_dir_remove(TempDir *d) {
-    DIR *dir = opendir(d->path);
-    if (!dir) return;
-    struct dirent *e;
-    char p[512];
-    while ((e = readdir(dir))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        snprintf(p, sizeof p, "%s/%s", d->path, e->d_name);
-        if (unlink(p) != 0) rmdir(p);
-    }
-    closedir(dir);
-    rmdir(d->path);
+/* Tests that write files get a fresh scratch directory each (testutil's). */
+static int make_temp_dir(void **state) {
+    return test_temp_dir_create("hg_safetensors");
+}
+
+static int remove_temp_dir(void **state) {
+    return test_temp_dir_remove();
 }
 
 static void assert_error_has(const char *needle) {
@@ -92,10 +78,7 @@ static uint64_t read_u64_le(const unsigned char *p) {
 
 static void test_round_trip_f32(void **state) {
     (void)state;
-    TempDir dir;
-    temp_dir_make(&dir);
-    char path[256];
-    snprintf(path, sizeof path, "%s/model.safetensors", dir.path);
+    const char *path = test_temp_path("model.safetensors");
 
     /* Values from an independent formula, checked element by element below. */
     float m23[6], v4[4], big[2 * 1 * 1 * 1 * 1 * 1 * 3 * 2];
@@ -126,7 +109,7 @@ static void test_round_trip_f32(void **state) {
     tensor_free(at);
     assert_ok(safetensors_writer_save(w, path));
     safetensors_writer_free(w);
-    assert_int_equal(dir_entries(dir.path), 1); /* no temporary left behind */
+    assert_int_equal(dir_entries(test_temp_dir()), 1); /* no temporary left behind */
 
     SafetensorsFile *f = safetensors_open(path);
     assert_ok_ptr(f);
@@ -182,7 +165,6 @@ static void test_round_trip_f32(void **state) {
     tensor_free(empty);
     tensor_free(empty3);
     tensor_free(eight);
-    temp_dir_remove(&dir);
 }
 
 /* The header length keeps the data 8-aligned, tensors are aligned to their
@@ -190,10 +172,7 @@ static void test_round_trip_f32(void **state) {
  * refuses files with gaps). */
 static void test_layout(void **state) {
     (void)state;
-    TempDir dir;
-    temp_dir_make(&dir);
-    char path[256];
-    snprintf(path, sizeof path, "%s/layout.safetensors", dir.path);
+    const char *path = test_temp_path("layout.safetensors");
     SafetensorsWriter *w = safetensors_writer_new();
     Tensor *odd = tensor_ones(SHAPE(3));
     int64_t ints[3] = {1, 2, 3};
@@ -240,15 +219,11 @@ static void test_layout(void **state) {
     test_assert_values(h, (float[]){1, 2, 3, 4, 5}, 5, 0);
     tensor_free(h);
     safetensors_close(f);
-    temp_dir_remove(&dir);
 }
 
 static void test_metadata(void **state) {
     (void)state;
-    TempDir dir;
-    temp_dir_make(&dir);
-    char path[256];
-    snprintf(path, sizeof path, "%s/meta.safetensors", dir.path);
+    const char *path = test_temp_path("meta.safetensors");
     SafetensorsWriter *w = safetensors_writer_new();
     Tensor *x = tensor_ones(SHAPE(1));
     const char *tricky = "quote \" backslash \\ newline \n tab \t caf\xc3\xa9 \x01 end";
@@ -276,7 +251,6 @@ static void test_metadata(void **state) {
     assert_null(safetensors_metadata_key(f, 4));
     assert_non_null(safetensors_find(f, "we\"ird\\name\n\xc3\xa9"));
     safetensors_close(f);
-    temp_dir_remove(&dir);
 
     /* A file without __metadata__ has none. */
     unsigned char *img;
@@ -624,23 +598,20 @@ static void test_truncations(void **state) {
 
 static void test_open_errors(void **state) {
     (void)state;
-    TempDir dir;
-    temp_dir_make(&dir);
-    char path[256];
-    snprintf(path, sizeof path, "%s/none.safetensors", dir.path);
+    const char *path = test_temp_path("none.safetensors");
     assert_null(safetensors_open(path));
     assert_int_equal(hg_last_status(), HG_ERR_IO);
     assert_error_has(path);
     assert_error_has("cannot open");
-    assert_null(safetensors_open(dir.path));
+    assert_null(safetensors_open(test_temp_dir()));
     assert_error_has("not a regular file");
-    snprintf(path, sizeof path, "%s/fifo", dir.path);
+    path = test_temp_path("fifo");
     assert_int_equal(mkfifo(path, 0600), 0);
     assert_null(safetensors_open(path)); /* must not block waiting for a writer */
     assert_error_has("not a regular file");
     unlink(path);
     /* An on-disk bad file names its path. */
-    snprintf(path, sizeof path, "%s/short.safetensors", dir.path);
+    path = test_temp_path("short.safetensors");
     FILE *fp = fopen(path, "wb");
     fwrite("abc", 1, 3, fp);
     fclose(fp);
@@ -652,47 +623,43 @@ static void test_open_errors(void **state) {
     fclose(fp);
     assert_null(safetensors_open(path));
     assert_error_has("file is 0 bytes");
-    temp_dir_remove(&dir);
 }
 
 /* ---- atomic save ---- */
 
 static void test_atomic_save(void **state) {
     (void)state;
-    TempDir dir;
-    temp_dir_make(&dir);
     SafetensorsWriter *w = safetensors_writer_new();
     Tensor *x = tensor_full(SHAPE(3), 2.0f);
     assert_ok(safetensors_writer_add(w, "x", x));
 
     /* Into a directory that does not exist: fails, creates nothing. */
-    char path[400], missing[256];
-    snprintf(missing, sizeof missing, "%s/no/such/dir", dir.path);
-    snprintf(path, sizeof path, "%s/out.safetensors", missing);
+    const char *missing = test_temp_path("no/such/dir");
+    const char *path = test_temp_path("no/such/dir/out.safetensors");
     assert_int_equal(safetensors_writer_save(w, path), HG_ERR_IO);
     assert_error_has(path);
     struct stat st;
     assert_int_not_equal(stat(missing, &st), 0);
-    assert_int_equal(dir_entries(dir.path), 0);
+    assert_int_equal(dir_entries(test_temp_dir()), 0);
 
     /* Onto an existing directory: the rename fails, the temporary is removed and
      * the directory is untouched. */
-    snprintf(path, sizeof path, "%s/occupied", dir.path);
+    path = test_temp_path("occupied");
     assert_int_equal(mkdir(path, 0755), 0);
     assert_int_equal(safetensors_writer_save(w, path), HG_ERR_IO);
     assert_error_has("cannot write");
-    assert_int_equal(dir_entries(dir.path), 1);
+    assert_int_equal(dir_entries(test_temp_dir()), 1);
     assert_int_equal(stat(path, &st), 0);
     assert_true(S_ISDIR(st.st_mode));
     rmdir(path);
 
     /* Over an existing file: replaced whole. */
-    snprintf(path, sizeof path, "%s/m.safetensors", dir.path);
+    path = test_temp_path("m.safetensors");
     FILE *fp = fopen(path, "wb");
     fputs("old contents", fp);
     fclose(fp);
     assert_ok(safetensors_writer_save(w, path));
-    assert_int_equal(dir_entries(dir.path), 1);
+    assert_int_equal(dir_entries(test_temp_dir()), 1);
     SafetensorsFile *f = safetensors_open(path);
     assert_ok_ptr(f);
     Tensor *y = safetensors_load_tensor(f, "x");
@@ -711,7 +678,6 @@ static void test_atomic_save(void **state) {
 
     safetensors_writer_free(w);
     tensor_free(x);
-    temp_dir_remove(&dir);
 }
 
 /* ---- the real MobileNetV2 weights ---- */
@@ -764,9 +730,9 @@ static void test_mobilenet_file(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip_f32),
-        cmocka_unit_test(test_layout),
-        cmocka_unit_test(test_metadata),
+        cmocka_unit_test_setup_teardown(test_round_trip_f32, make_temp_dir, remove_temp_dir),
+        cmocka_unit_test_setup_teardown(test_layout, make_temp_dir, remove_temp_dir),
+        cmocka_unit_test_setup_teardown(test_metadata, make_temp_dir, remove_temp_dir),
         cmocka_unit_test(test_writer_errors),
         cmocka_unit_test(test_f16),
         cmocka_unit_test(test_bf16),
@@ -776,8 +742,8 @@ int main(void) {
         cmocka_unit_test(test_bad_lengths),
         cmocka_unit_test(test_lenient_layouts),
         cmocka_unit_test(test_truncations),
-        cmocka_unit_test(test_open_errors),
-        cmocka_unit_test(test_atomic_save),
+        cmocka_unit_test_setup_teardown(test_open_errors, make_temp_dir, remove_temp_dir),
+        cmocka_unit_test_setup_teardown(test_atomic_save, make_temp_dir, remove_temp_dir),
         cmocka_unit_test(test_mobilenet_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,7 +3,6 @@
  * non-empty exactly for defective images; the layout loads with the MVTec
  * loader with the expected counts; grey categories are 1-channel; rerunning
  * is a no-op, a conflicting directory and an unwritable one are errors. */
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,32 +13,17 @@
 #include "datasets/synthetic.h"
 #include "tests/testutil.h"
 
-static char g_root[256];
-
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int setup(void **state) {
-    (void)state;
-    snprintf(g_root, sizeof g_root, "/tmp/hgad_test_synthetic_XXXXXX");
-    return mkdtemp(g_root) ? 0 : -1;
+    return test_temp_dir_create("hgad_test_synthetic");
 }
 
 static int teardown(void **state) {
-    (void)state;
-    return nftw(g_root, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return test_temp_dir_remove();
 }
 
+/* <scratch dir>/rel (testutil's ring of buffers: several may be live at once). */
 static const char *P(const char *rel) {
-    static char bufs[4][1024];
-    static int next;
-    char *b = bufs[next++ % 4];
-    snprintf(b, 1024, "%s/%s", g_root, rel);
-    return b;
+    return test_temp_path("%s", rel);
 }
 
 static const char *const CATS[] = {"disc", "mesh", "granite"};

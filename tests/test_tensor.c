@@ -14,18 +14,10 @@
 
 /* ---- independent helpers ---- */
 
-/* Row-major multi-index of position `linear` in `shape`. */
-static void unravel(int ndim, const int64_t *shape, int64_t linear, int64_t *index) {
-    for (int d = ndim - 1; d >= 0; d--) {
-        index[d] = linear % shape[d];
-        linear /= shape[d];
-    }
-}
-
 /* Element `linear` (row-major) of any view, via the strides. */
 static float at(const Tensor *t, int64_t linear) {
     int64_t index[TENSOR_MAX_DIMS];
-    unravel(t->ndim, t->shape, linear, index);
+    test_unravel(t->ndim, t->shape, linear, index);
     int64_t off = t->offset;
     for (int d = 0; d < t->ndim; d++) off += index[d] * t->stride[d];
     return t->storage->data[off];
@@ -34,7 +26,7 @@ static float at(const Tensor *t, int64_t linear) {
 /* Storage offset of element `linear` (row-major) of a view. */
 static int64_t addr(const Tensor *t, int64_t linear) {
     int64_t index[TENSOR_MAX_DIMS];
-    unravel(t->ndim, t->shape, linear, index);
+    test_unravel(t->ndim, t->shape, linear, index);
     int64_t off = t->offset;
     for (int d = 0; d < t->ndim; d++) off += index[d] * t->stride[d];
     return off;
@@ -60,16 +52,6 @@ static void assert_shape(const Tensor *t, int ndim, const int64_t *shape) {
         strcat(b, "]");
         fail_msg("shape %s, expected %s", tensor_shape_str(t, a, sizeof a), b);
     }
-}
-
-/* The last call failed with `code` and a message that names `op`. */
-static void assert_failed(hg_status code, const char *op) {
-    if (hg_last_status() != code)
-        fail_msg("expected status %s, got %s (%s)", hg_status_name(code),
-                 hg_status_name(hg_last_status()), hg_last_error());
-    if (!strstr(hg_last_error(), op))
-        fail_msg("message \"%s\" does not name \"%s\"", hg_last_error(), op);
-    hg_clear_error();
 }
 
 static uint64_t lcg_state = 88172645463325252ull;
@@ -152,11 +134,11 @@ static void test_arange(void **state) {
         tensor_free(t);
     }
     assert_null(tensor_arange(0, 1, 0));
-    assert_failed(HG_ERR_ARG, "arange");
+    test_assert_failed(HG_ERR_ARG, "arange");
     assert_null(tensor_arange(0, NAN, 1));
-    assert_failed(HG_ERR_ARG, "arange");
+    test_assert_failed(HG_ERR_ARG, "arange");
     assert_null(tensor_arange(0, 1e30f, 1e-10f));
-    assert_failed(HG_ERR_SHAPE, "arange");
+    test_assert_failed(HG_ERR_SHAPE, "arange");
 }
 
 static void test_wrap(void **state) {
@@ -175,7 +157,7 @@ static void test_wrap(void **state) {
     assert_true(mem[5] == 5.0f); /* memory untouched by free */
 
     assert_null(tensor_wrap(SHAPE(2), NULL));
-    assert_failed(HG_ERR_ARG, "wrap");
+    test_assert_failed(HG_ERR_ARG, "wrap");
     Tensor *e = tensor_wrap(SHAPE(0, 3), NULL); /* empty: no memory needed */
     assert_ok_ptr(e);
     tensor_free(e);
@@ -184,40 +166,40 @@ static void test_wrap(void **state) {
 static void test_creation_errors(void **state) {
     int64_t shape9[9] = {1, 1, 1, 1, 1, 1, 1, 1, 1};
     assert_null(tensor_zeros(9, shape9));
-    assert_failed(HG_ERR_ARG, "zeros");
+    test_assert_failed(HG_ERR_ARG, "zeros");
     assert_null(tensor_full(9, shape9, 1.0f));
-    assert_failed(HG_ERR_ARG, "full");
+    test_assert_failed(HG_ERR_ARG, "full");
     assert_null(tensor_empty(9, shape9));
-    assert_failed(HG_ERR_ARG, "empty");
+    test_assert_failed(HG_ERR_ARG, "empty");
     assert_null(tensor_empty(-1, shape9));
-    assert_failed(HG_ERR_ARG, "empty");
+    test_assert_failed(HG_ERR_ARG, "empty");
     assert_null(tensor_empty(2, NULL));
-    assert_failed(HG_ERR_ARG, "empty");
+    test_assert_failed(HG_ERR_ARG, "empty");
     assert_null(tensor_empty(SHAPE(2, -3)));
     assert_non_null(strstr(hg_last_error(), "[2,-3]"));
-    assert_failed(HG_ERR_SHAPE, "empty");
+    test_assert_failed(HG_ERR_SHAPE, "empty");
     /* Element count overflows int64. */
     int64_t big = (int64_t)1 << 31;
     assert_null(tensor_empty(SHAPE(big, big, big)));
-    assert_failed(HG_ERR_SHAPE, "empty");
+    test_assert_failed(HG_ERR_SHAPE, "empty");
     assert_null(tensor_ones(SHAPE(INT64_MAX, 2)));
-    assert_failed(HG_ERR_SHAPE, "ones");
+    test_assert_failed(HG_ERR_SHAPE, "ones");
     /* A single huge dim is rejected even when another is 0. */
     assert_null(tensor_empty(SHAPE(0, INT64_MAX)));
-    assert_failed(HG_ERR_SHAPE, "empty");
+    test_assert_failed(HG_ERR_SHAPE, "empty");
     /* Over the 2^40 element limit. */
     assert_null(tensor_empty(SHAPE((int64_t)1 << 21, (int64_t)1 << 20)));
-    assert_failed(HG_ERR_SHAPE, "empty");
+    test_assert_failed(HG_ERR_SHAPE, "empty");
     assert_null(tensor_from_data(SHAPE(2), NULL));
-    assert_failed(HG_ERR_ARG, "from_data");
+    test_assert_failed(HG_ERR_ARG, "from_data");
     assert_null(tensor_empty_like(NULL));
-    assert_failed(HG_ERR_ARG, "empty_like");
+    test_assert_failed(HG_ERR_ARG, "empty_like");
     assert_null(tensor_zeros_like(NULL));
-    assert_failed(HG_ERR_ARG, "zeros_like");
+    test_assert_failed(HG_ERR_ARG, "zeros_like");
     assert_null(tensor_ref(NULL));
-    assert_failed(HG_ERR_ARG, "ref");
+    test_assert_failed(HG_ERR_ARG, "ref");
     assert_null(tensor_clone(NULL));
-    assert_failed(HG_ERR_ARG, "clone");
+    test_assert_failed(HG_ERR_ARG, "clone");
 }
 
 static void test_out_of_memory(void **state) {
@@ -232,7 +214,7 @@ static void test_out_of_memory(void **state) {
         tensor_free(t);
         skip(); /* allocation succeeded (unusual overcommit settings) */
     }
-    assert_failed(HG_ERR_NOMEM, "empty");
+    test_assert_failed(HG_ERR_NOMEM, "empty");
     (void)tensor_empty(SHAPE((int64_t)1 << 20, (int64_t)1 << 19));
     assert_non_null(strstr(hg_last_error(), "2199023255552 bytes"));
     hg_clear_error();
@@ -283,7 +265,7 @@ static void test_broadcast_shape(void **state) {
     hg_clear_error();
     int64_t s9[9] = {1, 1, 1, 1, 1, 1, 1, 1, 1};
     assert_int_equal(tensor_broadcast_shape("sub", 9, s9, SHAPE(1), &nd, out), HG_ERR_ARG);
-    assert_failed(HG_ERR_ARG, "sub");
+    test_assert_failed(HG_ERR_ARG, "sub");
 }
 
 /* ---- views ---- */
@@ -309,15 +291,15 @@ static void test_permute_transpose(void **state) {
     assert_true(tensor_get(tr, (int64_t[]){3, 2, 1}) == 12 + 8 + 3);
 
     assert_null(tensor_permute(t, (int[]){0, 0, 1}));
-    assert_failed(HG_ERR_DIM, "permute");
+    test_assert_failed(HG_ERR_DIM, "permute");
     assert_null(tensor_permute(t, (int[]){0, 1, 3}));
-    assert_failed(HG_ERR_DIM, "permute");
+    test_assert_failed(HG_ERR_DIM, "permute");
     assert_null(tensor_permute(t, NULL));
-    assert_failed(HG_ERR_ARG, "permute");
+    test_assert_failed(HG_ERR_ARG, "permute");
     assert_null(tensor_transpose(t, 0, 3));
-    assert_failed(HG_ERR_DIM, "transpose");
+    test_assert_failed(HG_ERR_DIM, "transpose");
     assert_null(tensor_transpose(NULL, 0, 1));
-    assert_failed(HG_ERR_ARG, "transpose");
+    test_assert_failed(HG_ERR_ARG, "transpose");
 
     Tensor *s = tensor_scalar(3);
     Tensor *ps = tensor_permute(s, NULL); /* 0-d: empty permutation */
@@ -346,13 +328,13 @@ static void test_narrow_slice_select(void **state) {
     assert_ok_ptr(ne);
     assert_int_equal(tensor_numel(ne), 0);
     assert_null(tensor_narrow(t, 0, 2, 3));
-    assert_failed(HG_ERR_ARG, "narrow");
+    test_assert_failed(HG_ERR_ARG, "narrow");
     assert_null(tensor_narrow(t, 0, -5, 1));
-    assert_failed(HG_ERR_ARG, "narrow");
+    test_assert_failed(HG_ERR_ARG, "narrow");
     assert_null(tensor_narrow(t, 0, 0, -1));
-    assert_failed(HG_ERR_ARG, "narrow");
+    test_assert_failed(HG_ERR_ARG, "narrow");
     assert_null(tensor_narrow(t, 2, 0, 1));
-    assert_failed(HG_ERR_DIM, "narrow");
+    test_assert_failed(HG_ERR_DIM, "narrow");
 
     /* Python slicing, checked against explicit index lists. */
     struct {
@@ -379,9 +361,9 @@ static void test_narrow_slice_select(void **state) {
         tensor_free(s);
     }
     assert_null(tensor_slice(t, 0, 0, 2, 0));
-    assert_failed(HG_ERR_ARG, "slice");
+    test_assert_failed(HG_ERR_ARG, "slice");
     assert_null(tensor_slice(t, 5, 0, 2, 1));
-    assert_failed(HG_ERR_DIM, "slice");
+    test_assert_failed(HG_ERR_DIM, "slice");
 
     Tensor *row = tensor_select(t, 0, 2);
     Tensor *col = tensor_select(t, -1, -1);
@@ -396,11 +378,11 @@ static void test_narrow_slice_select(void **state) {
     assert_int_equal(elem->ndim, 0);
     assert_true(tensor_get(elem, NULL) == 13.0f);
     assert_null(tensor_select(t, 0, 4));
-    assert_failed(HG_ERR_ARG, "select");
+    test_assert_failed(HG_ERR_ARG, "select");
     assert_null(tensor_select(t, 0, -5));
-    assert_failed(HG_ERR_ARG, "select");
+    test_assert_failed(HG_ERR_ARG, "select");
     assert_null(tensor_select(elem, 0, 0));
-    assert_failed(HG_ERR_DIM, "select");
+    test_assert_failed(HG_ERR_DIM, "select");
 
     tensor_free(t);
     tensor_free(n);
@@ -431,13 +413,13 @@ static void test_expand(void **state) {
     for (int64_t n = 0; n < 4; n++) assert_true(at(se, n) == 2.0f);
 
     assert_null(tensor_expand(t, SHAPE(4, 4)));
-    assert_failed(HG_ERR_SHAPE, "expand");
+    test_assert_failed(HG_ERR_SHAPE, "expand");
     assert_null(tensor_expand(t, SHAPE(3)));
-    assert_failed(HG_ERR_SHAPE, "expand");
+    test_assert_failed(HG_ERR_SHAPE, "expand");
     assert_null(tensor_expand(t, SHAPE(-1, 3, 4)));
-    assert_failed(HG_ERR_SHAPE, "expand");
+    test_assert_failed(HG_ERR_SHAPE, "expand");
     assert_null(tensor_expand(t, SHAPE((int64_t)1 << 40, 3, 4)));
-    assert_failed(HG_ERR_SHAPE, "expand");
+    test_assert_failed(HG_ERR_SHAPE, "expand");
     tensor_free(t);
     tensor_free(e);
     tensor_free(k);
@@ -470,14 +452,14 @@ static void test_squeeze_unsqueeze(void **state) {
     assert_ok_ptr(same);
     assert_shape(same, 2, (int64_t[]){2, 3});
     assert_null(tensor_unsqueeze(t, 3));
-    assert_failed(HG_ERR_DIM, "unsqueeze");
+    test_assert_failed(HG_ERR_DIM, "unsqueeze");
     assert_null(tensor_unsqueeze(t, -4));
-    assert_failed(HG_ERR_DIM, "unsqueeze");
+    test_assert_failed(HG_ERR_DIM, "unsqueeze");
     assert_null(tensor_squeeze(t, 2));
-    assert_failed(HG_ERR_DIM, "squeeze");
+    test_assert_failed(HG_ERR_DIM, "squeeze");
     Tensor *full8 = tensor_zeros(SHAPE(1, 1, 1, 1, 1, 1, 1, 1));
     assert_null(tensor_unsqueeze(full8, 0));
-    assert_failed(HG_ERR_DIM, "unsqueeze");
+    test_assert_failed(HG_ERR_DIM, "unsqueeze");
     Tensor *s = tensor_scalar(1);
     Tensor *s1 = tensor_unsqueeze(s, 0);
     assert_ok_ptr(s1);
@@ -514,7 +496,7 @@ static bool view_possible(const Tensor *t, int ndim, const int64_t *shape) {
     }
     int64_t index[TENSOR_MAX_DIMS];
     for (int64_t i = 0; i < n; i++) {
-        unravel(ndim, shape, i, index);
+        test_unravel(ndim, shape, i, index);
         int64_t a = base;
         for (int d = 0; d < ndim; d++) a += index[d] * stride[d];
         if (a != addr(t, i)) return false;
@@ -609,29 +591,29 @@ static void test_reshape_errors(void **state) {
     Tensor *t = tensor_zeros(SHAPE(2, 3));
     assert_null(tensor_reshape(t, SHAPE(4, 2)));
     assert_string_equal(hg_last_error(), "reshape: cannot view [2,3] as [4,2]");
-    assert_failed(HG_ERR_SHAPE, "reshape");
+    test_assert_failed(HG_ERR_SHAPE, "reshape");
     assert_null(tensor_reshape(t, SHAPE(-1, -1)));
-    assert_failed(HG_ERR_SHAPE, "reshape");
+    test_assert_failed(HG_ERR_SHAPE, "reshape");
     assert_null(tensor_reshape(t, SHAPE(-1, 4)));
-    assert_failed(HG_ERR_SHAPE, "reshape");
+    test_assert_failed(HG_ERR_SHAPE, "reshape");
     assert_null(tensor_reshape(t, SHAPE(-2, -3)));
-    assert_failed(HG_ERR_SHAPE, "reshape");
+    test_assert_failed(HG_ERR_SHAPE, "reshape");
     assert_null(tensor_reshape(t, SHAPE(INT64_MAX, INT64_MAX)));
-    assert_failed(HG_ERR_SHAPE, "reshape");
+    test_assert_failed(HG_ERR_SHAPE, "reshape");
     int64_t s9[9] = {1, 1, 1, 1, 1, 1, 1, 1, 6};
     assert_null(tensor_reshape(t, 9, s9));
-    assert_failed(HG_ERR_ARG, "reshape");
+    test_assert_failed(HG_ERR_ARG, "reshape");
     assert_null(tensor_reshape(t, 2, NULL));
-    assert_failed(HG_ERR_ARG, "reshape");
+    test_assert_failed(HG_ERR_ARG, "reshape");
     assert_null(tensor_reshape(NULL, SHAPE(6)));
-    assert_failed(HG_ERR_ARG, "reshape");
+    test_assert_failed(HG_ERR_ARG, "reshape");
     Tensor *e = tensor_zeros(SHAPE(0, 3));
     assert_null(tensor_reshape(e, SHAPE(0, -1))); /* -1 is ambiguous with 0 elements */
-    assert_failed(HG_ERR_SHAPE, "reshape");
+    test_assert_failed(HG_ERR_SHAPE, "reshape");
     assert_null(tensor_reshape(e, SHAPE(-1, 0)));
-    assert_failed(HG_ERR_SHAPE, "reshape");
+    test_assert_failed(HG_ERR_SHAPE, "reshape");
     assert_null(tensor_flatten(NULL));
-    assert_failed(HG_ERR_ARG, "flatten");
+    test_assert_failed(HG_ERR_ARG, "flatten");
     tensor_free(t);
     tensor_free(e);
 }
@@ -769,15 +751,15 @@ static void test_copy_broadcast(void **state) {
     hg_clear_error();
     Tensor *exp = tensor_expand(row, SHAPE(2, 3));
     assert_int_equal(tensor_copy_(exp, src), HG_ERR_ARG);
-    assert_failed(HG_ERR_ARG, "copy_");
+    test_assert_failed(HG_ERR_ARG, "copy_");
     assert_int_equal(tensor_copy_(NULL, src), HG_ERR_ARG);
-    assert_failed(HG_ERR_ARG, "copy_");
+    test_assert_failed(HG_ERR_ARG, "copy_");
     assert_int_equal(tensor_to_array(NULL, (float *)buf), HG_ERR_ARG);
-    assert_failed(HG_ERR_ARG, "to_array");
+    test_assert_failed(HG_ERR_ARG, "to_array");
     assert_int_equal(tensor_to_array(src, NULL), HG_ERR_ARG);
-    assert_failed(HG_ERR_ARG, "to_array");
+    test_assert_failed(HG_ERR_ARG, "to_array");
     assert_int_equal(tensor_fill_(NULL, 0), HG_ERR_ARG);
-    assert_failed(HG_ERR_ARG, "fill_");
+    test_assert_failed(HG_ERR_ARG, "fill_");
 
     /* Empty copies are no-ops. */
     Tensor *e = tensor_zeros(SHAPE(0, 3));
@@ -908,7 +890,7 @@ static void test_fill_expanded_and_zero_d(void **state) {
     assert_ok(tensor_copy_(one, s));
     assert_true(tensor_data(one)[0] == 4.0f);
     assert_int_equal(tensor_copy_(s, one), HG_ERR_SHAPE); /* [1,1,1] does not fit [] */
-    assert_failed(HG_ERR_SHAPE, "copy_");
+    test_assert_failed(HG_ERR_SHAPE, "copy_");
     tensor_free(base);
     tensor_free(e);
     tensor_free(s);

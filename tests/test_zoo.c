@@ -5,39 +5,23 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "tests/testutil.h"
 
-static char dir[256];
+static const char *dir; /* the scratch directory */
 static char out[65536];
 
-static int hgad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int hgad(const char *fmt, ...) {
-    char args[4096], cmd[4600];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    const char *build = getenv("HG_BUILD_DIR");
-    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 %s/hgad %s 2>&1",
-             build && *build ? build : "build", args);
-    FILE *p = popen(cmd, "r");
-    size_t n = p ? fread(out, 1, sizeof out - 1, p) : 0;
-    out[n] = '\0';
-    int status = p ? pclose(p) : -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
+/* Runs "hgad ARGS", capturing stdout+stderr into out; returns the exit code. */
+#define hgad(...) test_run_hgad(out, sizeof out, __VA_ARGS__)
 
 static const char *TOY =
     "--backbone builtin --img-size 64 --msk-size 64 --levels 2 --epochs 3 --sub-epochs 1 "
     "--batch 2 --coupling-blocks 1 --cond-dim 8 --quiet";
 
-static char *read_file(const char *fmt, const char *name) {
-    char path[600];
-    snprintf(path, sizeof path, fmt, dir, name);
-    FILE *f = fopen(path, "rb");
+/* The text of a file in the scratch directory (one of 8 rotating static buffers), or NULL. */
+static char *read_file(const char *name) {
+    FILE *f = fopen(test_temp_path("%s", name), "rb");
     if (!f) return NULL;
     static char buf[8][65536];
     static int slot;
@@ -46,12 +30,6 @@ static char *read_file(const char *fmt, const char *name) {
     buf[slot][n] = '\0';
     fclose(f);
     return buf[slot];
-}
-
-static bool exists(const char *fmt, const char *name) {
-    char path[600];
-    snprintf(path, sizeof path, fmt, dir, name);
-    return access(path, F_OK) == 0;
 }
 
 /* The metric cells of the table row "| NAME | a | b | c | s |": "a | b | c". */
@@ -67,30 +45,21 @@ static void row_metrics(const char *doc, const char *name, char *metrics, size_t
 }
 
 static int setup(void **state) {
-    snprintf(dir, sizeof dir, "/tmp/hgad_zoo_%d", (int)getpid());
-    mkdir(dir, 0700);
     if (access("configs/zoo/hgad.cfg", R_OK) != 0) {
         fprintf(stderr, "run from the repository root (configs/zoo/hgad.cfg not found)\n");
         return -1;
     }
-    if (hgad("synth --output %s/data --categories weave,disc --size 64 --train 4 --test-good 2 "
-             "--test-defective 2 --seed 3",
-             dir) != 0) {
-        fprintf(stderr, "synth failed: %s\n", out);
-        return -1;
-    }
-    return 0;
+    dir = test_temp_dir();
+    return test_temp_dir_with_synthetic_data("hgad_zoo");
 }
 
 static int teardown(void **state) {
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return test_temp_dir_remove();
 }
 
 static void test_zoo_table(void **state) {
     if (hgad("zoo --root %s/data %s --output %s/zoo", dir, TOY, dir) != 0) fail_msg("zoo: %s", out);
-    const char *doc = read_file("%s/zoo/%s", "zoo.md");
+    const char *doc = read_file("zoo/zoo.md");
     assert_non_null(doc);
     /* every shipped entry, in the table's order */
     const char *order[] = {"hgad",     "cflow_ad", "single_gaussian", "inter_class",
@@ -108,9 +77,9 @@ static void test_zoo_table(void **state) {
     assert_non_null(strstr(doc, "Command: `hgad zoo --root"));
     assert_non_null(strstr(doc, "load average"));
     /* CFLOW-AD: one model per category, the multilayer encoder replaced for the built-in one */
-    assert_true(exists("%s/zoo/cflow_ad/%s/model.safetensors", "weave"));
-    assert_true(exists("%s/zoo/cflow_ad/%s/model.safetensors", "disc"));
-    assert_false(exists("%s/zoo/cflow_ad/%s", "model.safetensors"));
+    assert_true(test_temp_exists("zoo/cflow_ad/weave/model.safetensors"));
+    assert_true(test_temp_exists("zoo/cflow_ad/disc/model.safetensors"));
+    assert_false(test_temp_exists("zoo/cflow_ad/model.safetensors"));
     assert_non_null(strstr(doc, "Trained per category: 2 models."));
     assert_non_null(strstr(doc, "ran as multiscale"));
     /* its config reached the model: Gaussian prior, Adam (0.9, 0.999), no weight decay, the
@@ -135,8 +104,7 @@ static void test_zoo_table(void **state) {
             "eval --checkpoint %s/zoo/hgad/model.safetensors --output %s/eval --heatmaps 0 --quiet",
             dir, dir),
         0);
-    const char *eval_md = read_file("%s/eval/%s", "results.md"),
-               *zoo_md = read_file("%s/zoo/hgad/%s", "results.md");
+    const char *eval_md = read_file("eval/results.md"), *zoo_md = read_file("zoo/hgad/results.md");
     assert_non_null(eval_md);
     assert_non_null(zoo_md);
     assert_string_equal(eval_md, zoo_md);
@@ -147,18 +115,15 @@ static void test_zoo_table(void **state) {
 
 static void test_entries_and_config_dir(void **state) {
     /* a config directory of one's own, and --entries choosing from it */
-    char cfg[600];
-    snprintf(cfg, sizeof cfg, "%s/configs", dir);
-    mkdir(cfg, 0700);
-    snprintf(cfg, sizeof cfg, "%s/configs/tiny.cfg", dir);
-    FILE *f = fopen(cfg, "w");
+    mkdir(test_temp_path("configs"), 0700);
+    FILE *f = fopen(test_temp_path("configs/tiny.cfg"), "w");
     assert_non_null(f);
     fputs("# A tiny model of my own.\nprior = inter-class\nintra-centers = 3\n", f);
     fclose(f);
     if (hgad("zoo --root %s/data --categories disc %s --config-dir %s/configs --output %s/own", dir,
              TOY, dir, dir) != 0)
         fail_msg("zoo: %s", out);
-    const char *doc = read_file("%s/own/%s", "zoo.md");
+    const char *doc = read_file("own/zoo.md");
     assert_non_null(doc);
     assert_non_null(strstr(doc, "| tiny |"));
     assert_non_null(strstr(doc, "A tiny model of my own."));
@@ -166,7 +131,7 @@ static void test_entries_and_config_dir(void **state) {
     if (hgad("zoo --root %s/data --categories disc %s --entries no_mi,hgad --output %s/two", dir,
              TOY, dir) != 0)
         fail_msg("zoo: %s", out);
-    doc = read_file("%s/two/%s", "zoo.md");
+    doc = read_file("two/zoo.md");
     assert_non_null(doc);
     assert_true(strstr(doc, "| no_mi |") < strstr(doc, "| hgad |")); /* --entries keeps its order */
     assert_null(strstr(doc, "| cflow_ad |"));
@@ -194,7 +159,7 @@ static void test_bad_input(void **state) {
     assert_error(hgad("audit --checkpoint %s/none.safetensors", dir), "none.safetensors");
     assert_error(hgad("zoo --entries hgad"), "--root is required");
     assert_error(hgad("zoo --root %s/data --entries hgad,nope --output %s/bad", dir, dir), "nope");
-    assert_false(exists("%s/%s", "bad"));
+    assert_false(test_temp_exists("bad"));
     assert_error(hgad("zoo --root %s/data --entries ../hgad --output %s/bad", dir, dir),
                  "not an entry name");
     assert_error(hgad("zoo --root %s/data --mode fast", dir), "--mode fast");

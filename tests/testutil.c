@@ -1,9 +1,13 @@
 #include "tests/testutil.h"
 
+#include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 double test_max_rel_diff(const Tensor *a, const Tensor *b) {
     int64_t n = tensor_numel(a);
@@ -54,6 +58,22 @@ void test_assert_values(const Tensor *a, const float *expected, int64_t n, doubl
     tensor_free(flat);
 }
 
+void test_assert_failed(hg_status code, const char *op) {
+    if (hg_last_status() != code)
+        fail_msg("expected status %s, got %s (%s)", hg_status_name(code),
+                 hg_status_name(hg_last_status()), hg_last_error());
+    if (!strstr(hg_last_error(), op))
+        fail_msg("message \"%s\" does not name \"%s\"", hg_last_error(), op);
+    hg_clear_error();
+}
+
+void test_unravel(int ndim, const int64_t *shape, int64_t linear, int64_t *index) {
+    for (int d = ndim - 1; d >= 0; d--) {
+        index[d] = linear % shape[d];
+        linear /= shape[d];
+    }
+}
+
 const char *test_shared_dir(void) {
     static char path[4096];
     const char *env = getenv("HG_SHARED_DIR");
@@ -68,4 +88,118 @@ const char *test_fixture(const char *name) {
     const char *root = getenv("HG_SOURCE_DIR");
     snprintf(path, sizeof path, "%s/tests/fixtures/%s", root && *root ? root : ".", name);
     return path;
+}
+
+SafetensorsFile *test_open_fixture(const char *name) {
+    SafetensorsFile *f = safetensors_open(test_fixture(name));
+    if (!f) fail_msg("cannot open fixture %s: %s", name, hg_last_error());
+    return f;
+}
+
+Tensor *test_fixture_tensor_opt(const SafetensorsFile *f, const char *case_name, const char *what) {
+    char key[128];
+    if (case_name)
+        snprintf(key, sizeof key, "%s.%s", case_name, what);
+    else
+        snprintf(key, sizeof key, "%s", what);
+    if (!safetensors_find(f, key)) return NULL;
+    Tensor *t = safetensors_load_tensor(f, key);
+    assert_ok_ptr(t);
+    return t;
+}
+
+Tensor *test_fixture_tensor(const SafetensorsFile *f, const char *case_name, const char *what) {
+    Tensor *t = test_fixture_tensor_opt(f, case_name, what);
+    if (!t) fail_msg("fixture tensor %s.%s is missing", case_name ? case_name : "", what);
+    return t;
+}
+
+void test_expect_close(const char *what, const char *name, const Tensor *got, const Tensor *want,
+                       double tol) {
+    char a[96], b[96];
+    if (!got) fail_msg("%s %s: NULL (%s)", name, what, hg_last_error());
+    if (!tensor_same_shape(got, want))
+        fail_msg("%s %s: shape %s, expected %s", name, what, tensor_shape_str(got, a, sizeof a),
+                 tensor_shape_str(want, b, sizeof b));
+    double rel = test_max_rel_diff(got, want);
+    if (!(rel <= tol)) fail_msg("%s %s: max relative difference %.3g", name, what, rel);
+}
+
+static char temp_dir[256];
+
+int test_temp_dir_create(const char *tag) {
+    snprintf(temp_dir, sizeof temp_dir, "/tmp/%s_XXXXXX", tag);
+    return mkdtemp(temp_dir) ? 0 : -1;
+}
+
+const char *test_temp_dir(void) {
+    return temp_dir;
+}
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+    return remove(path);
+}
+
+int test_temp_dir_remove(void) {
+    return nftw(temp_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static const char *temp_path_v(const char *fmt, va_list ap) {
+    static char path[16][600];
+    static int slot;
+    slot = (slot + 1) % 16;
+    int used = snprintf(path[slot], sizeof path[slot], "%s/", temp_dir);
+    vsnprintf(path[slot] + used, sizeof path[slot] - (size_t)used, fmt, ap);
+    return path[slot];
+}
+
+const char *test_temp_path(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    const char *path = temp_path_v(fmt, ap);
+    va_end(ap);
+    return path;
+}
+
+bool test_temp_exists(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    const char *path = temp_path_v(fmt, ap);
+    va_end(ap);
+    return access(path, F_OK) == 0;
+}
+
+const char *test_build_dir(void) {
+    const char *build = getenv("HG_BUILD_DIR");
+    return build && *build ? build : "build";
+}
+
+int test_run_hgad(char *out, size_t size, const char *fmt, ...) {
+    char args[4096], cmd[4600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 %s/hgad %s 2>&1", test_build_dir(), args);
+    FILE *p = popen(cmd, "r");
+    size_t n = p ? fread(out, 1, size - 1, p) : 0;
+    out[n] = '\0';
+    int status = p ? pclose(p) : -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+int test_temp_dir_with_synthetic_data(const char *tag) {
+    if (test_temp_dir_create(tag) != 0) {
+        fprintf(stderr, "cannot create a scratch directory /tmp/%s_*\n", tag);
+        return -1;
+    }
+    char out[16384];
+    if (test_run_hgad(out, sizeof out,
+                      "synth --output %s/data --categories weave,disc --size 64 --train 4 "
+                      "--test-good 2 --test-defective 2 --seed 3",
+                      temp_dir) != 0) {
+        fprintf(stderr, "synth failed: %s\n", out);
+        return -1;
+    }
+    return 0;
 }

@@ -34,10 +34,11 @@ Examples:
 Then:  hgad backbone-run --backbone tf_efficientnet_b6 --weights tf_efficientnet_b6.safetensors ...
 """
 import argparse
-import json
 import os
-import struct
 import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures"))
+import safetensors_io  # noqa: E402  (float32 / int64, written to a temporary file then renamed)
 
 MODELS = ("tf_efficientnet_b6", "wide_resnet50_2", "resnet18")
 
@@ -72,30 +73,6 @@ def load_torchvision(name):
     return model, "torchvision %s %s IMAGENET1K_V1" % (torchvision.__version__, name)
 
 
-def save_safetensors(path, tensors, metadata):
-    """float32 / int64 safetensors, written to a temporary file then renamed."""
-    import numpy as np
-    header, blobs, offset = {}, [], 0
-    for key in sorted(tensors):
-        a = tensors[key]
-        a = np.ascontiguousarray(a.astype("<i8") if a.dtype == np.int64 else a.astype("<f4"))
-        data = a.tobytes()
-        header[key] = {"dtype": "I64" if a.dtype.kind == "i" else "F32", "shape": list(a.shape),
-                       "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    header["__metadata__"] = {k: str(v) for k, v in metadata.items()}
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * ((8 - len(text) % 8) % 8)
-    tmp = "%s.tmp.%d" % (path, os.getpid())
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for blob in blobs:
-            f.write(blob)
-    os.replace(tmp, path)
-
-
 def main():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -120,8 +97,8 @@ def main():
     for key, value in model.state_dict().items():
         if args.full or used(args.model, key):
             tensors[key] = value.detach().cpu().numpy()
-    save_safetensors(args.output, tensors, {"arch": args.model, "source": origin,
-                                            "exported_by": "tools/export_weights.py"})
+    safetensors_io.save(args.output, tensors, {"arch": args.model, "source": origin,
+                                               "exported_by": "tools/export_weights.py"})
     print("wrote %s: %d tensors from %s" % (args.output, len(tensors), origin))
 
 

@@ -1,5 +1,5 @@
-"""PyTorch side of the HGAD benchmarks (bench/bench_epoch.c, bench/bench_score.c,
-bench/bench_scaling.c): the same work as our C code, written with the committed
+"""PyTorch side of the HGAD benchmarks (bench/bench_flow.c, bench/bench_epoch.c,
+bench/bench_score.c, bench/bench_scaling.c): the same work as our C code, written with the committed
 PyTorch references (tools/fixtures/make_flow_fixtures.py for flows and priors,
 tools/fixtures/make_backbone_fixtures.py for the backbones) in float32, eager
 mode, as the public code runs.
@@ -11,7 +11,10 @@ peak_mb: this process's peak RSS (getrusage ru_maxrss); base_mb: its RSS after
 importing torch and the references, before building anything (the cost of the
 runtime itself; peak_mb - base_mb is the memory of the work).
 
-Modes (THREADS: torch.set_num_threads; the caller pins OMP_NUM_THREADS too):
+Modes (THREADS: torch.set_num_threads; the caller pins OMP_NUM_THREADS and
+MKL_NUM_THREADS to THREADS too, and OPENBLAS_NUM_THREADS, which sizes the
+OpenBLAS pool of Debian's torch matmuls, separately: bench/bench_common.h runs
+each case in the settings THREADS/OpenBLAS = 1/1, 2/2, 1/2, 2/1):
   step N D DC K THREADS REPS
       one training step of one level: flow of K coupling blocks, hierarchical
       prior losses of the full phase, backward, Adam step (15 classes).
