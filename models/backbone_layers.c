@@ -202,6 +202,12 @@ Tensor *convbn_forward(const ConvBn *u, const Tensor *x, const Tensor *residual,
     }
     /* nn/conv2d picks its 1x1, depthwise or im2col kernel and adds the bias;
      * residual, activation and plane means follow in one pass over the output. */
+    if (!in_scale && !residual && u->act == ACT_RELU) {
+        /* conv + ReLU in one pass (the ResNet stem and stride-2 convolutions). */
+        Tensor *y = conv2d_forward_relu(x, u->weight, u->bn_bias, &u->spec);
+        if (y && plane_means) act_planes(y, NULL, NULL, ACT_IDENTITY, plane_means);
+        return y;
+    }
     Tensor *y = in_scale ? gated_pointwise(u, x, in_scale)
                          : conv2d_forward(x, u->weight, u->bn_bias, &u->spec);
     if (!y) return NULL;

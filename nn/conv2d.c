@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nn/conv2d_implicit.h"
 #include "nn/conv2d_kernels.h"
 #include "nn/padding.h"
 #include "tensor/gemm.h"
@@ -296,8 +297,14 @@ static hg_status check_bias(const char *op, const Tensor *bias, const Conv2dGeom
     return HG_OK;
 }
 
-Tensor *conv2d_forward(const Tensor *x, const Tensor *w, const Tensor *bias,
-                       const Conv2dSpec *spec) {
+/* out = max(out, 0) over n floats (after kernels that do not fuse the ReLU). */
+static void relu_inplace(float *out, int64_t n) {
+#pragma omp parallel for simd schedule(static) if (n > (1 << 16))
+    for (int64_t i = 0; i < n; i++) out[i] = out[i] > 0.0f ? out[i] : 0.0f;
+}
+
+static Tensor *forward(const Tensor *x, const Tensor *w, const Tensor *bias, const Conv2dSpec *spec,
+                       bool relu) {
     Conv2dGeom g;
     if (conv2d_geometry("conv2d", x, w, spec, &g) != HG_OK) return NULL;
     if (check_bias("conv2d", bias, &g) != HG_OK) return NULL;
@@ -311,6 +318,7 @@ Tensor *conv2d_forward(const Tensor *x, const Tensor *w, const Tensor *bias,
         const float *b = bc ? tensor_data(bc) : NULL, *xv = tensor_data(xc), *wv = tensor_data(wc);
         float *o = tensor_data(out);
         hg_status st = HG_OK;
+        bool relu_done = false;
         switch (conv_path(&g)) {
         case CONV_PATH_1X1:
             st = conv2d_1x1_forward(o, xv, wv, b, &g, false);
@@ -319,9 +327,12 @@ Tensor *conv2d_forward(const Tensor *x, const Tensor *w, const Tensor *bias,
             st = conv2d_depthwise_forward(o, xv, wv, b, &g, false);
             break;
         case CONV_PATH_IM2COL:
-            st = conv2d_im2col_forward(o, xv, wv, b, &g);
+            relu_done = conv2d_implicit_supported(&g);
+            st = relu_done ? conv2d_implicit_forward(o, xv, wv, b, &g, relu, hg_cpu_has_avx512f())
+                           : conv2d_im2col_forward(o, xv, wv, b, &g);
             break;
         }
+        if (st == HG_OK && relu && !relu_done) relu_inplace(o, tensor_numel(out));
         if (st != HG_OK) {
             tensor_free(out);
             out = NULL;
@@ -331,6 +342,16 @@ Tensor *conv2d_forward(const Tensor *x, const Tensor *w, const Tensor *bias,
     tensor_free(wc);
     tensor_free(bc);
     return out;
+}
+
+Tensor *conv2d_forward(const Tensor *x, const Tensor *w, const Tensor *bias,
+                       const Conv2dSpec *spec) {
+    return forward(x, w, bias, spec, false);
+}
+
+Tensor *conv2d_forward_relu(const Tensor *x, const Tensor *w, const Tensor *bias,
+                            const Conv2dSpec *spec) {
+    return forward(x, w, bias, spec, true);
 }
 
 hg_status conv2d_backward(const Tensor *dout, const Tensor *x, const Tensor *w,

@@ -12,7 +12,9 @@
  *   groups == Cin == Cout > 1       -> a direct depthwise kernel (conv2d_depthwise*.c)
  *   1x1, stride 1, no padding       -> a matrix product per image on the NCHW data
  *                                      itself, no im2col (conv2d_1x1*.c)
- *   anything else                   -> im2col + gemm() per image and group (conv2d.c)
+ *   anything else                   -> im2col + gemm() per image and group (conv2d.c);
+ *                                      ungrouped ones on AVX2 CPUs an implicit GEMM
+ *                                      without the column matrix (conv2d_implicit*.c)
  * Each kernel has its forward and backward side by side; the forwards of the first
  * two have AVX2/FMA versions chosen at run time. Large work runs on OpenMP threads.
  * Inference callers that keep a layer's weights fixed can run 3x3 stride-1
@@ -50,6 +52,11 @@ hg_status conv2d_output_size(int64_t h, int64_t w, int64_t kh, int64_t kw, const
  * is returned, or NULL with a message naming the shapes. */
 Tensor *conv2d_forward(const Tensor *x, const Tensor *w, const Tensor *bias,
                        const Conv2dSpec *spec);
+
+/* max(conv2d_forward(x, w, bias), 0) with the ReLU fused into the kernel where
+ * it can be (inference epilogue of conv + ReLU units). */
+Tensor *conv2d_forward_relu(const Tensor *x, const Tensor *w, const Tensor *bias,
+                            const Conv2dSpec *spec);
 
 /* Gradients of sum(dout * conv2d(x, w, bias)) with respect to x, w and bias:
  *   dx = conv_transpose(dout, w),  dw[o,c,i,j] = sum dout[n,o,y,x] * in[n,c,...],

@@ -132,12 +132,8 @@ static int64_t avg_window(const PoolGeom *g, int64_t y, int64_t x, int64_t *h0, 
     return g->exclude_pad ? (*h1 - *h0) * (*w1 - *w0) : area;
 }
 
-/* Output (y, x) of one plane: the window's maximum (-inf when empty) or mean. */
-static float pooled_value(const float *plane, const PoolGeom *g, int64_t y, int64_t x, bool max) {
-    if (max) {
-        int64_t k = window_argmax(plane, g, y, x);
-        return k >= 0 ? plane[k] : -INFINITY;
-    }
+/* Output (y, x) of one average-pooled plane: the window's mean. */
+static float pooled_mean(const float *plane, const PoolGeom *g, int64_t y, int64_t x) {
     int64_t h0, h1, w0, w1, div = avg_window(g, y, x, &h0, &h1, &w0, &w1);
     float s = 0;
     for (int64_t i = h0; i < h1; i++)
@@ -161,6 +157,56 @@ static void pooled_grad(float *dx, const float *plane, const PoolGeom *g, int64_
         for (int64_t j = w0; j < w1; j++) dx[i * g->w + j] += v;
 }
 
+/* The window update of window_argmax on values only: v replaces the running
+ * maximum when larger or NaN, so the result is the same float (NaN when the
+ * window holds one). */
+static inline float max_step(float best, float v) {
+    return (v > best || v != v) ? v : best;
+}
+
+/* Output row y of one max-pooled plane. Every window row updates the outputs
+ * in row-major tap order, as window_argmax visits them; the columns whose
+ * windows lie inside the input (most of them) skip the clipping. */
+static void maxpool_row(float *o, const float *plane, const PoolGeom *g, int64_t y) {
+    int64_t hs = y * g->sh - g->ph;
+    int64_t h0 = hs > 0 ? hs : 0, h1 = hs + g->kh < g->h ? hs + g->kh : g->h;
+    /* x in [xa, xb): x*sw - pw >= 0 and x*sw - pw + kw <= w */
+    int64_t xa = (g->pw + g->sw - 1) / g->sw;
+    int64_t xb = g->w + g->pw - g->kw >= 0 ? (g->w + g->pw - g->kw) / g->sw + 1 : 0;
+    if (xa > g->ow) xa = g->ow;
+    if (xb > g->ow) xb = g->ow;
+    if (xb < xa) xb = xa;
+    for (int64_t x = 0; x < g->ow; x++) o[x] = -INFINITY;
+    for (int64_t i = h0; i < h1; i++) {
+        const float *r = plane + i * g->w;
+        for (int64_t x = 0; x < g->ow; x++) {
+            if (x == xa && xb > xa) {
+                const float *c = r + xa * g->sw - g->pw;
+                if (g->kw == 3 && g->sw == 2) {
+                    for (int64_t k = 0; k < xb - xa; k++) {
+                        float m = max_step(o[xa + k], c[2 * k]);
+                        m = max_step(m, c[2 * k + 1]);
+                        o[xa + k] = max_step(m, c[2 * k + 2]);
+                    }
+                } else {
+                    for (int64_t k = 0; k < xb - xa; k++, c += g->sw) {
+                        float m = o[xa + k];
+                        for (int j = 0; j < g->kw; j++) m = max_step(m, c[j]);
+                        o[xa + k] = m;
+                    }
+                }
+                x = xb - 1;
+                continue;
+            }
+            int64_t ws = x * g->sw - g->pw;
+            int64_t w0 = ws > 0 ? ws : 0, w1 = ws + g->kw < g->w ? ws + g->kw : g->w;
+            float m = o[x];
+            for (int64_t j = w0; j < w1; j++) m = max_step(m, r[j]);
+            o[x] = m;
+        }
+    }
+}
+
 /* Forward of max (max = true) or average pooling. */
 static Tensor *pool_forward(const char *op, const Tensor *x, const Pool2dSpec *spec, bool max) {
     PoolGeom g;
@@ -170,12 +216,19 @@ static Tensor *pool_forward(const char *op, const Tensor *x, const Pool2dSpec *s
     if (out) {
         const float *px = tensor_data(xc);
         float *po = tensor_data(out);
-        int64_t hw = g.h * g.w, ohw = g.oh * g.ow;
-#pragma omp parallel for schedule(static) if (g.n * g.c * ohw * g.kh * g.kw > POOL_PARALLEL_MIN)
-        for (int64_t q = 0; q < g.n * g.c; q++)
-            for (int64_t y = 0; y < g.oh; y++)
-                for (int64_t x = 0; x < g.ow; x++)
-                    po[q * ohw + y * g.ow + x] = pooled_value(px + q * hw, &g, y, x, max);
+        int64_t hw = g.h * g.w, ohw = g.oh * g.ow, rows = g.n * g.c * g.oh;
+        if (max) {
+            /* Threads split the output rows of all planes. */
+#pragma omp parallel for schedule(static) if (rows * g.ow * g.kh * g.kw > POOL_PARALLEL_MIN)
+            for (int64_t r = 0; r < rows; r++)
+                maxpool_row(po + r * g.ow, px + (r / g.oh) * hw, &g, r % g.oh);
+        } else {
+#pragma omp parallel for schedule(static) if (rows * g.ow * g.kh * g.kw > POOL_PARALLEL_MIN)
+            for (int64_t q = 0; q < g.n * g.c; q++)
+                for (int64_t y = 0; y < g.oh; y++)
+                    for (int64_t x = 0; x < g.ow; x++)
+                        po[q * ohw + y * g.ow + x] = pooled_mean(px + q * hw, &g, y, x);
+        }
     }
     tensor_free(xc);
     return out;

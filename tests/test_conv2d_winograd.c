@@ -33,15 +33,11 @@ static double tolerance(int tile) {
     return tile == 2 ? 1e-5 : 4e-5;
 }
 
+/* U(-scale, scale) values of a fixed seed (Philox, tensor/rng.h). */
 static Tensor *uniform(int ndim, const int64_t *shape, float scale, uint64_t seed) {
-    Tensor *t = tensor_empty(ndim, shape);
+    Rng rng = rng_new(seed);
+    Tensor *t = tensor_uniform(ndim, shape, -scale, scale, &rng);
     assert_ok_ptr(t);
-    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
-    float *v = tensor_data(t);
-    for (int64_t i = 0; i < tensor_numel(t); i++) {
-        s = s * 6364136223846793005ull + 1442695040888963407ull;
-        v[i] = scale * (2.0f * (float)(s >> 40) / 16777216.0f - 1.0f);
-    }
     return t;
 }
 
