@@ -8,6 +8,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/common.h"
 #include "datasets/image.h"
 #include "models/backbone.h"
 #include "nn/resize.h"
@@ -110,17 +111,13 @@ int cmd_classify(int argc, char **argv) {
     };
     const int n_options = (int)(sizeof options / sizeof options[0]);
     CliArgs args;
-    if (!cli_parse(NAME, argc, argv, options, n_options, &args)) return 2;
-    if (args.help) {
-        cli_print_help(
-            NAME, "--weights W [--labels L] [--top K] IMAGE...",
-            "Classifies each image (PNG, JPEG or BMP): RGB, bilinear resize to 224x224,\n"
-            "the backbone's input normalization ([-1, 1] for mobilenet_v2), then prints\n"
-            "the top-K softmax probabilities with class index and label.",
-            options, n_options);
-        cli_args_free(&args);
-        return 0;
-    }
+    int early = cli_parse_or_help(
+        NAME, argc, argv, options, n_options, "--weights W [--labels L] [--top K] IMAGE...",
+        "Classifies each image (PNG, JPEG or BMP): RGB, bilinear resize to 224x224,\n"
+        "the backbone's input normalization ([-1, 1] for mobilenet_v2), then prints\n"
+        "the top-K softmax probabilities with class index and label.",
+        &args);
+    if (early >= 0) return early;
     int rc = 1;
     Labels labels = {0};
     Backbone *bb = NULL;
@@ -203,18 +200,15 @@ int cmd_backbone_run(int argc, char **argv) {
     };
     const int n_options = (int)(sizeof options / sizeof options[0]);
     CliArgs args;
-    if (!cli_parse(NAME, argc, argv, options, n_options, &args)) return 2;
-    if (args.help) {
-        cli_print_help(
-            NAME, "--backbone NAME --weights W --input IN --output OUT [--taps i,j]",
-            "Runs the backbone on the tensor 'input' of IN (no preprocessing) and writes\n"
-            "the map of each tap as features.{tap}. Taps: tf_efficientnet_b6 0-3 (3 =\n"
-            "stage 4, stride 16), resnets 0-3 (stem, layer1-3), mobilenet_v2 0-18\n"
-            "(features.i). The output file is written only when everything succeeded.",
-            options, n_options);
-        cli_args_free(&args);
-        return 0;
-    }
+    int early = cli_parse_or_help(
+        NAME, argc, argv, options, n_options,
+        "--backbone NAME --weights W --input IN --output OUT [--taps i,j]",
+        "Runs the backbone on the tensor 'input' of IN (no preprocessing) and writes\n"
+        "the map of each tap as features.{tap}. Taps: tf_efficientnet_b6 0-3 (3 =\n"
+        "stage 4, stride 16), resnets 0-3 (stem, layer1-3), mobilenet_v2 0-18\n"
+        "(features.i). The output file is written only when everything succeeded.",
+        &args);
+    if (early >= 0) return early;
     int rc = 1, taps[BACKBONE_MAX_TAPS], n_taps = 0;
     Backbone *bb = NULL;
     SafetensorsFile *in = NULL;
@@ -224,10 +218,7 @@ int cmd_backbone_run(int argc, char **argv) {
                *in_path = cli_get(&args, "input"), *out_path = cli_get(&args, "output"),
                *tap_list = cli_get(&args, "taps");
     BackboneKind kind;
-    if (args.n_positional) {
-        rc = cli_error(NAME, "unexpected argument '%s'", args.positional[0]);
-        goto done;
-    }
+    if (!cli_check_args(NAME, &args, NULL)) goto done;
     if (!name || !weights || !in_path || !out_path) {
         rc = cli_error(NAME,
                        "--backbone, --weights, --input and --output are required (see --help)");

@@ -7,6 +7,7 @@
 #include "autograd/ops.h"
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/common.h"
 #include "models/hgad.h"
 #include "nn/safetensors.h"
 
@@ -81,17 +82,15 @@ int cmd_flow_run(int argc, char **argv) {
     };
     const int n_options = (int)(sizeof options / sizeof options[0]);
     CliArgs args;
-    if (!cli_parse(NAME, argc, argv, options, n_options, &args)) return 2;
-    if (args.help) {
-        cli_print_help(NAME, "--checkpoint CKPT --level L --input IN --output OUT [--class C]",
-                       "Runs the flow of level L on vectors x with condition cond and writes the\n"
-                       "latents z and log-dets; with --class the per-vector log-likelihood per\n"
-                       "dimension and negative entropy before test-set normalization; with y in\n"
-                       "IN the scalar losses L_g, L_mi, L_e, L_g_intra, L_z and their total.",
-                       options, n_options);
-        cli_args_free(&args);
-        return 0;
-    }
+    int early = cli_parse_or_help(
+        NAME, argc, argv, options, n_options,
+        "--checkpoint CKPT --level L --input IN --output OUT [--class C]",
+        "Runs the flow of level L on vectors x with condition cond and writes the\n"
+        "latents z and log-dets; with --class the per-vector log-likelihood per\n"
+        "dimension and negative entropy before test-set normalization; with y in\n"
+        "IN the scalar losses L_g, L_mi, L_e, L_g_intra, L_z and their total.",
+        &args);
+    if (early >= 0) return early;
     int rc = 1;
     Hgad *model = NULL;
     SafetensorsFile *in = NULL;
@@ -101,10 +100,7 @@ int cmd_flow_run(int argc, char **argv) {
     int64_t *labels = NULL, level = 0, class_id = -1;
     const char *ckpt = cli_get(&args, "checkpoint"), *in_path = cli_get(&args, "input"),
                *out_path = cli_get(&args, "output");
-    if (args.n_positional) {
-        rc = cli_error(NAME, "unexpected argument '%s'", args.positional[0]);
-        goto done;
-    }
+    if (!cli_check_args(NAME, &args, NULL)) goto done;
     if (!ckpt || !in_path || !out_path) {
         rc = cli_error(NAME, "--checkpoint, --input and --output are required (see --help)");
         goto done;

@@ -86,16 +86,13 @@ int cmd_predict(int argc, char **argv) {
     };
     const int n_options = (int)(sizeof options / sizeof options[0]);
     CliArgs args;
-    if (!cli_parse(NAME, argc, argv, options, n_options, &args)) return 2;
-    if (args.help) {
-        cli_print_help(NAME, "--checkpoint CKPT [--class NAME] IMAGE|DIR...",
-                       "Prints 'path score' for each image (deployable scoring: each image on its own,\n"
-                       "normalized with constants measured on the training images) and writes\n"
-                       "OUTPUT/<name>_heatmap.png, the image with its anomaly map overlaid.",
-                       options, n_options);
-        cli_args_free(&args);
-        return 0;
-    }
+    int early = cli_parse_or_help(
+        NAME, argc, argv, options, n_options, "--checkpoint CKPT [--class NAME] IMAGE|DIR...",
+        "Prints 'path score' for each image (deployable scoring: each image on its own,\n"
+        "normalized with constants measured on the training images) and writes\n"
+        "OUTPUT/<name>_heatmap.png, the image with its anomaly map overlaid.",
+        &args);
+    if (early >= 0) return early;
     int rc = 1, n_paths = 0;
     char **paths = NULL;
     Detector *d = NULL;

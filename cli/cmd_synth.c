@@ -5,6 +5,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/common.h"
 #include "datasets/synthetic.h"
 
 static const char *const NAME = "synth";
@@ -22,16 +23,13 @@ int cmd_synth(int argc, char **argv) {
     };
     const int n_options = (int)(sizeof options / sizeof options[0]);
     CliArgs args;
-    if (!cli_parse(NAME, argc, argv, options, n_options, &args)) return 2;
-    if (args.help) {
-        cli_print_help(NAME, "[--output DIR] [options]",
-                       "Writes textures and objects with scratches, spots, cracks, holes, stains and\n"
-                       "missing parts in the MVTec AD layout (train/good, test/<defect>,\n"
-                       "ground_truth/<defect>/*_mask.png), deterministically from the seed.",
-                       options, n_options);
-        cli_args_free(&args);
-        return 0;
-    }
+    int early = cli_parse_or_help(
+        NAME, argc, argv, options, n_options, "[--output DIR] [options]",
+        "Writes textures and objects with scratches, spots, cracks, holes, stains and\n"
+        "missing parts in the MVTec AD layout (train/good, test/<defect>,\n"
+        "ground_truth/<defect>/*_mask.png), deterministically from the seed.",
+        &args);
+    if (early >= 0) return early;
     int rc = 1;
     const char *const *all;
     int n_all = synthetic_category_names(&all);
@@ -55,10 +53,7 @@ int cmd_synth(int argc, char **argv) {
         !cli_get_int(NAME, &args, "test-defective", 0, 100000, &bad) ||
         !cli_get_int(NAME, &args, "seed", 0, INT64_MAX, &seed))
         goto done;
-    if (args.n_positional) {
-        rc = cli_error(NAME, "unexpected argument '%s'", args.positional[0]);
-        goto done;
-    }
+    if (!cli_check_args(NAME, &args, NULL)) goto done;
     char csv[4096] = "";
     const char *names[64];
     int n = 0;

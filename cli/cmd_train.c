@@ -127,17 +127,14 @@ int cmd_train(int argc, char **argv) {
     CliArgs args;
     char *config_text = NULL;
     for (int i = 0; i < N_OPTIONS; i++) train_options[i].value = NULL;
-    if (!cli_parse(NAME, argc, argv, train_options, N_OPTIONS, &args)) return 2;
-    if (args.help) {
-        cli_print_help(NAME, "--root DIR [options]",
-                       "Trains one unified HGAD model on the training images of all chosen categories\n"
-                       "(spec sections 2-6). Writes OUTPUT/model.safetensors, a resumable\n"
-                       "OUTPUT/checkpoint.safetensors after every meta epoch, and the feature cache\n"
-                       "OUTPUT/features.cache. Evaluate with 'hgad eval --checkpoint OUTPUT/model.safetensors'.",
-                       train_options, N_OPTIONS);
-        cli_args_free(&args);
-        return 0;
-    }
+    int early = cli_parse_or_help(
+        NAME, argc, argv, train_options, N_OPTIONS, "--root DIR [options]",
+        "Trains one unified HGAD model on the training images of all chosen categories\n"
+        "(spec sections 2-6). Writes OUTPUT/model.safetensors, a resumable\n"
+        "OUTPUT/checkpoint.safetensors after every meta epoch, and the feature cache\n"
+        "OUTPUT/features.cache. Evaluate with 'hgad eval --checkpoint OUTPUT/model.safetensors'.",
+        &args);
+    if (early >= 0) return early;
     int rc = 1;
     DataSet *data = NULL;
     Detector *d = NULL;
@@ -145,10 +142,8 @@ int cmd_train(int argc, char **argv) {
     int64_t *labels = NULL;
     bool created_output = false;
     const char *output = "hgad-out";
-    if (args.n_positional) {
-        rc = cli_error(NAME, "unexpected argument '%s'", args.positional[0]);
-        goto done;
-    }
+    /* --root is checked with the data set (cli_open_dataset), after --config may give it */
+    if (!cli_check_args(NAME, &args, NULL)) goto done;
     if (cli_get(&args, "config") &&
         !cli_config_apply(NAME, cli_get(&args, "config"), train_options, N_OPTIONS, &config_text))
         goto done;

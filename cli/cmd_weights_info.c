@@ -2,8 +2,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli/args.h"
 #include "cli/commands.h"
 #include "nn/safetensors.h"
+
+static const char *const NAME = "weights-info";
 
 static void print_usage(FILE *out) {
     fprintf(out, "usage: hgad weights-info FILE.safetensors\n"
@@ -29,11 +32,8 @@ static void print_escaped(const char *s) {
     }
 }
 
-static int fail(const char *message) {
-    fprintf(stderr, "hgad weights-info: %s\n", message);
-    return 1;
-}
-
+/* Not cli_parse: the file is a positional argument, and its help and errors
+ * (exit 1, options named as given) predate the shared parser. */
 int cmd_weights_info(int argc, char **argv) {
     const char *path = NULL;
     for (int i = 1; i < argc; i++) {
@@ -42,18 +42,15 @@ int cmd_weights_info(int argc, char **argv) {
             print_usage(stdout);
             return 0;
         }
-        if (arg[0] == '-' && arg[1] != '\0') {
-            char msg[300];
-            snprintf(msg, sizeof msg, "unknown option '%s' (see hgad weights-info --help)", arg);
-            return fail(msg);
-        }
-        if (path) return fail("expects one file (see hgad weights-info --help)");
+        if (arg[0] == '-' && arg[1] != '\0')
+            return cli_error(NAME, "unknown option '%s' (see hgad weights-info --help)", arg);
+        if (path) return cli_error(NAME, "expects one file (see hgad weights-info --help)");
         path = arg;
     }
-    if (!path) return fail("missing FILE argument (see hgad weights-info --help)");
+    if (!path) return cli_error(NAME, "missing FILE argument (see hgad weights-info --help)");
 
     SafetensorsFile *f = safetensors_open(path);
-    if (!f) return fail(hg_last_error());
+    if (!f) return cli_error(NAME, "%s", hg_last_error());
 
     int n_meta = safetensors_metadata_count(f);
     printf("file: %s\n", path);
@@ -89,6 +86,6 @@ int cmd_weights_info(int argc, char **argv) {
         printf("]\n");
     }
     safetensors_close(f);
-    if (fflush(stdout) != 0) return fail("cannot write to standard output");
+    if (fflush(stdout) != 0) return cli_error(NAME, "cannot write to standard output");
     return 0;
 }

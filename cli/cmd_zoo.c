@@ -406,22 +406,18 @@ static int write_atomic(const char *path, const char *text) {
 int cmd_zoo(int argc, char **argv) {
     CliArgs args;
     for (int i = 0; i < N_OPTIONS; i++) zoo_options[i].value = NULL;
-    if (!cli_parse(NAME, argc, argv, zoo_options, N_OPTIONS, &args)) return 2;
-    if (args.help) {
-        cli_print_help(
-            NAME,
-            "--root DIR [--categories a,b] [--backbone B --weights W] [--entries e1,e2] [options]",
-            "Trains and evaluates every zoo entry, a config file CONFIG-DIR/NAME.cfg read as\n"
-            "'hgad train --config' (configs/zoo: hgad, cflow_ad and the HGAD ablations), on one\n"
-            "data set, and writes OUTPUT/zoo.md: one row per entry with the mean image AUROC,\n"
-            "pixel AUROC, AUPRO and training seconds. --backbone/--weights and the training\n"
-            "options below override every entry's config. OUTPUT/NAME/ (replaced) holds each\n"
-            "entry's model(s) and results.md; entries with per-category = true are trained once\n"
-            "per category (OUTPUT/NAME/CATEGORY/).",
-            zoo_options, N_OPTIONS);
-        cli_args_free(&args);
-        return 0;
-    }
+    int early = cli_parse_or_help(
+        NAME, argc, argv, zoo_options, N_OPTIONS,
+        "--root DIR [--categories a,b] [--backbone B --weights W] [--entries e1,e2] [options]",
+        "Trains and evaluates every zoo entry, a config file CONFIG-DIR/NAME.cfg read as\n"
+        "'hgad train --config' (configs/zoo: hgad, cflow_ad and the HGAD ablations), on one\n"
+        "data set, and writes OUTPUT/zoo.md: one row per entry with the mean image AUROC,\n"
+        "pixel AUROC, AUPRO and training seconds. --backbone/--weights and the training\n"
+        "options below override every entry's config. OUTPUT/NAME/ (replaced) holds each\n"
+        "entry's model(s) and results.md; entries with per-category = true are trained once\n"
+        "per category (OUTPUT/NAME/CATEGORY/).",
+        &args);
+    if (early >= 0) return early;
     int rc = 1, n = 0;
     DataSet *test = NULL;
     ZooEntry *entries = NULL;
@@ -432,14 +428,7 @@ int cmd_zoo(int argc, char **argv) {
     const char *mode_name = cli_get(&args, "mode");
     const bool quiet = cli_get(&args, "quiet") != NULL, verbose = cli_get(&args, "verbose") != NULL;
     int64_t threads = 0;
-    if (args.n_positional) {
-        rc = cli_error(NAME, "unexpected argument '%s'", args.positional[0]);
-        goto done;
-    }
-    if (!cli_get(&args, "root")) {
-        rc = cli_error(NAME, "--root is required (see --help)");
-        goto done;
-    }
+    if (!cli_check_args(NAME, &args, "root")) goto done;
     if (mode_name && strcmp(mode_name, "paper") && strcmp(mode_name, "deployable")) {
         rc = cli_error(NAME, "--mode %s: expected paper or deployable", mode_name);
         goto done;

@@ -47,6 +47,40 @@ static void test_help_on_every_command(void **state) {
     assert_non_null(strstr(out, "unknown command"));
 }
 
+/* The shared parser's errors (cli_parse_or_help, cli_check_args): an unknown
+ * option exits 2, a stray argument and a missing required option exit 1, each
+ * with one line naming the culprit. weights-info parses by hand: exit 1. */
+static void test_option_errors_on_every_command(void **state) {
+    const char *parsed[] = {"train",    "eval",         "predict", "synth",
+                            "flow-run", "backbone-run", "audit",   "zoo"};
+    for (int i = 0; i < 8; i++) {
+        int rc = hgad("%s --bogus", parsed[i]);
+        assert_error(rc, "unknown option --bogus");
+        if (rc != 2) fail_msg("%s --bogus: exit %d, expected 2", parsed[i], rc);
+    }
+    assert_int_equal(hgad("classify --bogus=1"), 2);
+    assert_error(2, "unknown option --bogus");
+    assert_int_equal(hgad("weights-info --bogus"), 1);
+    assert_error(1, "unknown option '--bogus'");
+    const char *no_positional[] = {"train",        "eval",  "synth", "flow-run",
+                                   "backbone-run", "audit", "zoo"};
+    for (int i = 0; i < 7; i++) {
+        int rc = hgad("%s stray", no_positional[i]);
+        assert_error(rc, "unexpected argument 'stray'");
+        if (rc != 1) fail_msg("%s stray: exit %d, expected 1", no_positional[i], rc);
+    }
+    assert_int_equal(hgad("zoo"), 1);
+    assert_error(1, "--root is required");
+    assert_int_equal(hgad("flow-run --checkpoint c"), 1);
+    assert_error(1, "--checkpoint, --input and --output are required");
+    assert_int_equal(hgad("predict a.png"), 1);
+    assert_error(1, "--checkpoint is required");
+    assert_int_equal(hgad("predict --checkpoint c"), 1);
+    assert_error(1, "no images given");
+    assert_int_equal(hgad("weights-info"), 1);
+    assert_error(1, "missing FILE argument");
+}
+
 static void test_train_eval_predict(void **state) {
     if (hgad("%s --root %s/data --output %s/run", TRAIN, dir, dir) != 0) fail_msg("train: %s", out);
     assert_true(test_temp_exists("run/model.safetensors"));
@@ -167,6 +201,7 @@ static void test_bad_masks_and_checkpoints(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_help_on_every_command),
+        cmocka_unit_test(test_option_errors_on_every_command),
         cmocka_unit_test(test_train_eval_predict),
         cmocka_unit_test(test_bad_roots_and_options),
         cmocka_unit_test(test_unreadable_image_leaves_nothing),
