@@ -89,7 +89,7 @@ static void pack_panel(float *restrict d, const ImplicitJob *jb, int64_t pix, in
         conv2d_implicit_pack_avx512(d, planes, tap, kc, nseg, seg_off, seg_len, seg_dst);
         return;
     }
-    if (nseg == 1 && nr == w) { /* the common case: whole rows of one output row */
+    if (nseg == 1 && nr == GEMM_NR) { /* the common case: 16 outputs of one output row */
         pack_rows_16(d, planes + seg_off[0], tap, kc);
         return;
     }

@@ -79,6 +79,7 @@ static const Case CASES[] = {
     {1, 60, 20, 11, 13, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, true}, /* K = 540: two K blocks */
     {2, 2, 3, 4, 3, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, true},     /* kernel > input, padded */
     {1, 33, 50, 8, 50, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, false}, /* 1x1 stride 1 */
+    {2, 3, 1, 7, 58, 5, 5, 2, 1, 2, 1, 1, 1, 0, 2, false},   /* one output row: last panel of 8 */
 };
 
 static void test_against_reference(void **state) {
