@@ -14,4 +14,13 @@ bool hg_cpu_has_avx2_fma(void);
  * AVX-512F and FMA; the *_avx512.c kernels need it. Cached; thread-safe. */
 bool hg_cpu_has_avx512f(void);
 
+/* Kernel families, widest last. hg_cpu_set_limit caps what the two functions
+ * above report, so that tests can run every family's kernels on one machine
+ * (HG_CPU_AVX512, the default, caps nothing). Process-wide; set it only while
+ * no kernel runs. hg_cpu_best is the widest family this CPU runs. */
+typedef enum { HG_CPU_PORTABLE, HG_CPU_AVX2, HG_CPU_AVX512 } HgCpuLevel;
+void hg_cpu_set_limit(HgCpuLevel level);
+HgCpuLevel hg_cpu_best(void);
+const char *hg_cpu_level_name(HgCpuLevel level);
+
 #endif

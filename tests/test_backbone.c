@@ -651,5 +651,7 @@ int main(void) {
         cmocka_unit_test(test_mobilenet_matches_pytorch),
         cmocka_unit_test(test_mobilenet_top1_on_test_images),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    /* the portable kernels are checked by test_conv2d on small sizes: at
+     * backbone sizes they would take most of the suite's time */
+    return test_run_at_cpu_levels(tests, HG_CPU_AVX2);
 }

@@ -18,6 +18,7 @@
 #include "nn/padding.h"
 #include "nn/safetensors.h"
 #include "tensor/rng.h"
+#include "tensor/cpu.h"
 #include "tests/testutil.h"
 
 #define PARITY_TOL 1e-5
@@ -517,5 +518,6 @@ int main(void) {
         cmocka_unit_test(test_same_padding_rule),
         cmocka_unit_test(test_pad2d),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    /* each kernel family takes its own paths through conv2d_forward */
+    return test_run_at_cpu_levels(tests, HG_CPU_PORTABLE);
 }

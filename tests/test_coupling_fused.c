@@ -412,5 +412,5 @@ int main(void) {
         cmocka_unit_test(test_no_grad_mode),
         cmocka_unit_test(test_same_results_with_one_or_two_threads),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return test_run_at_cpu_levels(tests, HG_CPU_PORTABLE);
 }

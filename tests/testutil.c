@@ -1,5 +1,7 @@
 #include "tests/testutil.h"
 
+#include "tensor/cpu.h"
+
 #include <ftw.h>
 #include <math.h>
 #include <stdio.h>
@@ -202,4 +204,17 @@ int test_temp_dir_with_synthetic_data(const char *tag) {
         return -1;
     }
     return 0;
+}
+
+int test_run_at_cpu_levels_(const char *name, const struct CMUnitTest *tests, size_t count,
+                            HgCpuLevel lowest) {
+    int failed = 0;
+    for (int level = (int)hg_cpu_best(); level >= (int)lowest; level--) {
+        hg_cpu_set_limit((HgCpuLevel)level);
+        printf("# kernels: %s\n", hg_cpu_level_name((HgCpuLevel)level));
+        fflush(stdout);
+        failed += _cmocka_run_group_tests(name, tests, count, NULL, NULL);
+    }
+    hg_cpu_set_limit(HG_CPU_AVX512);
+    return failed;
 }

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "nn/safetensors.h"
+#include "tensor/cpu.h"
 #include "tensor/tensor.h"
 
 /* Fails the test (with the library's last error) when `ptr` is NULL. */
@@ -75,5 +76,14 @@ int test_run_hgad(char *out, size_t size, const char *fmt, ...)
  * (weave, disc) 64 px data set into <temp dir>/data; 0, or -1 after printing
  * why to stderr. */
 int test_temp_dir_with_synthetic_data(const char *tag);
+
+/* Runs the group once per kernel family this CPU runs, from the widest down
+ * to `lowest` (tensor/cpu.h: AVX-512, AVX2, portable), printing
+ * "# kernels: NAME" before each, so that every dispatched path is checked on
+ * one machine; returns the failures summed. */
+#define test_run_at_cpu_levels(tests, lowest)                                                      \
+    test_run_at_cpu_levels_(#tests, tests, sizeof(tests) / sizeof((tests)[0]), lowest)
+int test_run_at_cpu_levels_(const char *name, const struct CMUnitTest *tests, size_t count,
+                            HgCpuLevel lowest);
 
 #endif
