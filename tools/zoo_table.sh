@@ -30,7 +30,9 @@ synthetic_preset=$(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' \
     "$demo_cfg" | tr '\n' ' ')
 demo_size=$(sed -n 's/^[[:space:]]*img-size[[:space:]]*=[[:space:]]*\([0-9]*\).*/\1/p' "$demo_cfg")
 synthetic_preset="$synthetic_preset--msk-size ${demo_size:?img-size missing in $demo_cfg}"
-bottle_preset="--img-size 256 --msk-size 256 --levels 3 --coupling-blocks 4 --cond-dim 64 --epochs 4 --sub-epochs 2 --batch 8"
+# bottle: the sizes and schedule of configs/bottle_mobilenet.cfg (tools/bottle_check.sh);
+# each entry keeps its own encoder (HGAD's multi-scale one: 3 levels).
+bottle_preset="--img-size 256 --msk-size 256 --levels 3 --coupling-blocks 8 --cond-dim 128 --epochs 8 --sub-epochs 4 --batch 8"
 
 mkdir -p "$out"
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
