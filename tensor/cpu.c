@@ -1,11 +1,28 @@
 #include "tensor/cpu.h"
 
 #include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
 
-static atomic_int g_limit = HG_CPU_AVX512;
+/* -1 until the first query reads HG_CPU from the environment. */
+static atomic_int g_limit = -1;
 
 void hg_cpu_set_limit(HgCpuLevel level) {
     atomic_store(&g_limit, (int)level);
+}
+
+/* HG_CPU=avx2 or HG_CPU=portable caps the kernels of a whole run (e.g. to
+ * measure what an AVX2-only machine gets); unset or anything else: no cap. */
+static int limit_now(void) {
+    int limit = atomic_load_explicit(&g_limit, memory_order_relaxed);
+    if (limit >= 0) return limit;
+    const char *env = getenv("HG_CPU");
+    limit = HG_CPU_AVX512;
+    if (env && !strcmp(env, "avx2")) limit = HG_CPU_AVX2;
+    if (env && !strcmp(env, "portable")) limit = HG_CPU_PORTABLE;
+    int unset = -1; /* a hg_cpu_set_limit meanwhile wins */
+    atomic_compare_exchange_strong(&g_limit, &unset, limit);
+    return atomic_load(&g_limit);
 }
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -30,7 +47,7 @@ static bool cpu_runs(HgCpuLevel level) {
 #endif
 
 static bool allowed(HgCpuLevel level) {
-    return atomic_load_explicit(&g_limit, memory_order_relaxed) >= (int)level && cpu_runs(level);
+    return limit_now() >= (int)level && cpu_runs(level);
 }
 
 bool hg_cpu_has_avx2_fma(void) {

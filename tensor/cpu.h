@@ -16,7 +16,8 @@ bool hg_cpu_has_avx512f(void);
 
 /* Kernel families, widest last. hg_cpu_set_limit caps what the two functions
  * above report, so that tests can run every family's kernels on one machine
- * (HG_CPU_AVX512, the default, caps nothing). Process-wide; set it only while
+ * (HG_CPU_AVX512 caps nothing). The default comes from the environment:
+ * HG_CPU=avx2 or HG_CPU=portable, else no cap. Process-wide; set it only while
  * no kernel runs. hg_cpu_best is the widest family this CPU runs. */
 typedef enum { HG_CPU_PORTABLE, HG_CPU_AVX2, HG_CPU_AVX512 } HgCpuLevel;
 void hg_cpu_set_limit(HgCpuLevel level);
