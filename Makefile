@@ -66,7 +66,8 @@ lib: $(LIB)
 check-deps:
 	@sh tools/check-deps.sh build
 
-# Files named *_avx2.c hold AVX2/FMA kernels chosen at run time; only they get the flags.
+# Files named *_avx2.c hold AVX2/FMA kernels chosen at run time (tensor/cpu.h); only
+# they get the flags. *_avx512.c files carry per-function target attributes instead.
 $(BUILD)/%_avx2.o: %_avx2.c
 	@mkdir -p $(dir $@)
 	$(COMPILE) -mavx2 -mfma -MMD -MP -c $< -o $@

@@ -23,17 +23,6 @@
 #include "models/positional.h"
 #include "tensor/rng.h"
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int compare_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 typedef struct StepCase {
     int n, d, dc, k, repeats;
 } StepCase;
@@ -58,22 +47,22 @@ static double our_step(int n, int d, int dc, int k, int repeats) {
     for (int i = 0; i < n; i++) labels[i] = (int64_t)rng_below(&rng, 15);
     double times[64];
     for (int r = 0; r <= repeats; r++) {
-        double start = now();
+        double start = bench_now();
         if (hgad_train_step(model, 0, x, cond, labels, 2, NULL) != HG_OK) {
             fprintf(stderr, "flow_step: %s\n", hg_last_error());
             exit(1);
         }
-        if (r) times[r - 1] = now() - start;
+        if (r) times[r - 1] = bench_now() - start;
     }
-    qsort(times, (size_t)repeats, sizeof(double), compare_double);
+    const double median = bench_median(times, repeats);
     hgad_free(model);
     tensor_free(x), tensor_free(cond);
     free(labels);
-    return times[repeats / 2];
+    return median;
 }
 
 int main(int argc, char **argv) {
-    bool quick = argc > 1 && !strcmp(argv[1], "--quick");
+    bool quick = bench_has_flag(argc, argv, "--quick");
     const int n = 4096, d = 200, dc = 256, k = 12, repeats = quick ? 3 : 7;
     /* PyTorch first, each setting once; then ours (its OpenMP pool is never
      * forked: popen execs at once) */

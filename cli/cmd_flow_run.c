@@ -17,8 +17,8 @@ static const char *const NAME = "flow-run";
 static int load_labels(const SafetensorsFile *in, int64_t n, int64_t classes, int64_t **labels) {
     const SafetensorsEntry *e = safetensors_find(in, "y");
     if (e->ndim != 1 || e->numel != n)
-        return cli_error(NAME, "y has %lld elements in %d dims, expected (%lld)", (long long)e->numel,
-                         e->ndim, (long long)n);
+        return cli_error(NAME, "y has %lld elements in %d dims, expected (%lld)",
+                         (long long)e->numel, e->ndim, (long long)n);
     int64_t count = 0;
     if (e->dtype == ST_F32 || e->dtype == ST_F16 || e->dtype == ST_BF16 || e->dtype == ST_F64) {
         Tensor *t = safetensors_load_tensor(in, "y");
@@ -84,7 +84,7 @@ int cmd_flow_run(int argc, char **argv) {
     CliArgs args;
     int early = cli_parse_or_help(
         NAME, argc, argv, options, n_options,
-        "--checkpoint CKPT --level L --input IN --output OUT [--class C]",
+        "--checkpoint CKPT [--level L] --input IN --output OUT [--class C]",
         "Runs the flow of level L on vectors x with condition cond and writes the\n"
         "latents z and log-dets; with --class the per-vector log-likelihood per\n"
         "dimension and negative entropy before test-set normalization; with y in\n"
@@ -137,8 +137,8 @@ int cmd_flow_run(int argc, char **argv) {
     const int64_t D = model->config.dims[level], Dc = model->config.cond_dim;
     if (x->ndim != 2 || x->shape[1] != D) {
         char s[64];
-        rc = cli_error(NAME, "x has shape %s, level %lld expects (N, %lld)", tensor_shape_str(x, s, sizeof s),
-                       (long long)level, (long long)D);
+        rc = cli_error(NAME, "x has shape %s, level %lld expects (N, %lld)",
+                       tensor_shape_str(x, s, sizeof s), (long long)level, (long long)D);
         goto done;
     }
     if (Dc > 0) {

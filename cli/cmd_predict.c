@@ -36,7 +36,8 @@ static int collect(const char *const *inputs, int n, char ***paths, int *count) 
     *count = 0;
     for (int i = 0; i < n; i++) {
         struct stat st;
-        if (stat(inputs[i], &st) != 0) return cli_error(NAME, "%s: no such file or directory", inputs[i]);
+        if (stat(inputs[i], &st) != 0)
+            return cli_error(NAME, "%s: no such file or directory", inputs[i]);
         if (!S_ISDIR(st.st_mode)) {
             if (*count == cap) *paths = realloc(*paths, sizeof(char *) * (size_t)(cap *= 2));
             (*paths)[(*count)++] = strdup(inputs[i]);
@@ -55,7 +56,8 @@ static int collect(const char *const *inputs, int n, char ***paths, int *count) 
         }
         closedir(dir);
         qsort(*paths + first, (size_t)(*count - first), sizeof(char *), compare_strings);
-        if (*count == first) return cli_error(NAME, "%s: no PNG, JPEG or BMP images in the directory", inputs[i]);
+        if (*count == first)
+            return cli_error(NAME, "%s: no PNG, JPEG or BMP images in the directory", inputs[i]);
     }
     return 0;
 }
@@ -67,7 +69,8 @@ static Tensor *score_image(Detector *d, const Image *img, int class_id) {
     Tensor *lp[HGAD_MAX_LEVELS], *ne[HGAD_MAX_LEVELS];
     Tensor *map = NULL;
     if (batch && detector_evidence(d, batch, class_id, lp, ne) == HG_OK) {
-        map = detector_score_maps(d, lp, ne, &d->deploy_logp[class_id], &d->deploy_negent[class_id]);
+        map =
+            detector_score_maps(d, lp, ne, &d->deploy_logp[class_id], &d->deploy_negent[class_id]);
         for (int l = 0; l < d->model->config.levels; l++) tensor_free(lp[l]), tensor_free(ne[l]);
     }
     tensor_free(x);
@@ -90,7 +93,8 @@ int cmd_predict(int argc, char **argv) {
         NAME, argc, argv, options, n_options, "--checkpoint CKPT [--class NAME] IMAGE|DIR...",
         "Prints 'path score' for each image (deployable scoring: each image on its own,\n"
         "normalized with constants measured on the training images) and writes\n"
-        "OUTPUT/<name>_heatmap.png, the image with its anomaly map overlaid.",
+        "OUTPUT/<folder>_<stem>_heatmap.png (e.g. good_000_heatmap.png for test/good/000.png),\n"
+        "the image with its anomaly map overlaid.",
         &args);
     if (early >= 0) return early;
     int rc = 1, n_paths = 0;
@@ -117,20 +121,21 @@ int cmd_predict(int argc, char **argv) {
         goto done;
     }
     if (!d->has_deploy_stats) {
-        rc = cli_error(NAME, "the checkpoint has no deployable score statistics (train it with 'hgad train')");
+        rc = cli_error(
+            NAME, "the checkpoint has no deployable score statistics (train it with 'hgad train')");
         goto done;
     }
     int class_id = 0;
     if (cli_get(&args, "class")) {
         class_id = detector_find_class(d, cli_get(&args, "class"));
         if (class_id < 0) {
-            rc = cli_error(NAME, "--class %s: the model knows %d other classes (e.g. %s)", cli_get(&args, "class"),
-                           d->n_classes, d->class_names[0]);
+            rc = cli_error(NAME, "--class %s: the model knows %d other classes (e.g. %s)",
+                           cli_get(&args, "class"), d->n_classes, d->class_names[0]);
             goto done;
         }
     } else if (d->n_classes > 1) {
-        rc = cli_error(NAME, "the model has %d classes: say which with --class (e.g. --class %s)", d->n_classes,
-                       d->class_names[0]);
+        rc = cli_error(NAME, "the model has %d classes: say which with --class (e.g. --class %s)",
+                       d->n_classes, d->class_names[0]);
         goto done;
     }
     if (!cli_make_dir(NAME, output)) goto done;
@@ -152,7 +157,8 @@ int cmd_predict(int argc, char **argv) {
         float hi = m[0];
         for (int k = 1; k < M * M; k++) hi = m[k] > hi ? m[k] : hi;
         /* colour scale 0 .. the image's own maximum */
-        Image *overlay = crop ? heatmap_overlay(crop, m, M, M, 0.0f, hi > 0 ? hi : 1.0f, NULL, 0.5f) : NULL;
+        Image *overlay =
+            crop ? heatmap_overlay(crop, m, M, M, 0.0f, hi > 0 ? hi : 1.0f, NULL, 0.5f) : NULL;
         /* <parent folder>_<file stem>_heatmap.png keeps test/good/000 and
          * test/hole/000 apart */
         char out[4096 + 600], stem[256], parent[256] = "";
@@ -169,7 +175,8 @@ int cmd_predict(int argc, char **argv) {
         hg_status s = overlay ? image_save_png(out, overlay) : hg_last_status();
         if (s == HG_OK) {
             if (cli_get(&args, "threshold"))
-                printf("%s %.6g %s\n", paths[i], score, score >= threshold ? "anomalous" : "normal");
+                printf("%s %.6g %s\n", paths[i], score,
+                       score >= threshold ? "anomalous" : "normal");
             else
                 printf("%s %.6g\n", paths[i], score);
         }

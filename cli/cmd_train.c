@@ -23,7 +23,9 @@ static CliOption train_options[] = {
     {"dataset", true, "mvtec (default; also synthetic data), btad, mvtec3d, visa, union", NULL},
     {"root", true, "data set directory (union: four, comma-separated)", NULL},
     {"categories", true, "comma-separated categories (default: all under the root)", NULL},
-    {"backbone", true, "builtin (default, no weights), mobilenet_v2, resnet18, wide_resnet50_2, tf_efficientnet_b6", NULL},
+    {"backbone", true,
+     "builtin (default, no weights), mobilenet_v2, resnet18, wide_resnet50_2, tf_efficientnet_b6",
+     NULL},
     {"weights", true, "backbone weights (safetensors with the reference names)", NULL},
     {"encoder", true, "multiscale (HGAD, default) or multilayer (CFLOW-AD)", NULL},
     {"img-size", true, "image size S (default 256)", NULL},
@@ -31,7 +33,8 @@ static CliOption train_options[] = {
     {"levels", true, "feature levels (default 3)", NULL},
     {"epochs", true, "meta epochs (default 25)", NULL},
     {"sub-epochs", true, "passes over the data per meta epoch (default 8)", NULL},
-    {"batch", true, "images per batch (default 8; under mpirun the global batch, a multiple of the ranks)", NULL},
+    {"batch", true,
+     "images per batch (default 8; under mpirun the global batch, a multiple of the ranks)", NULL},
     {"coupling-blocks", true, "coupling blocks per flow (default 12)", NULL},
     {"cond-dim", true, "positional condition size, a multiple of 4 (default 256)", NULL},
     {"lr", true, "learning rate (default 2e-4)", NULL},
@@ -82,7 +85,8 @@ static void feature_progress(void *context, int64_t done, int64_t total) {
 static bool on_batch(void *context, const TrainEvent *ev) {
     TrainRun *run = context;
     char extra[256];
-    int len = snprintf(extra, sizeof extra, "epoch %d/%d lr %.2e loss", ev->meta_epoch + 1, ev->meta_epochs, ev->lr);
+    int len = snprintf(extra, sizeof extra, "epoch %d/%d lr %.2e loss", ev->meta_epoch + 1,
+                       ev->meta_epochs, ev->lr);
     for (int l = 0; l < run->detector->model->config.levels && len < (int)sizeof extra - 16; l++)
         len += snprintf(extra + len, sizeof extra - (size_t)len, " %.4f", ev->level_losses[l].loss);
     progress_update(run->progress, ++run->steps_done, extra);
@@ -117,10 +121,12 @@ static int enum_option(const CliArgs *args, const char *name, const char *const 
     const char *v = cli_get(args, name);
     *out = fallback;
     if (!v) return 0;
-    for (int i = 0; i < n; i++)
+    char list[256] = "";
+    for (int i = 0, len = 0; i < n; i++) {
         if (!strcmp(v, choices[i])) return *out = i, 0;
-    return cli_error(NAME, "--%s %s: expected one of %s%s%s", name, v, choices[0], n > 1 ? ", " : "",
-                     n > 1 ? choices[1] : "");
+        len += snprintf(list + len, sizeof list - (size_t)len, "%s%s", i ? ", " : "", choices[i]);
+    }
+    return cli_error(NAME, "--%s %s: expected one of %s", name, v, list);
 }
 
 int cmd_train(int argc, char **argv) {
@@ -185,7 +191,8 @@ int cmd_train(int argc, char **argv) {
     if (!msk) msk = img;
     cli_set_threads(threads);
     if (cli_get(&args, "output")) output = cli_get(&args, "output");
-    const char *backbone = cli_get(&args, "backbone") ? cli_get(&args, "backbone") : ENCODER_BUILTIN_NAME;
+    const char *backbone =
+        cli_get(&args, "backbone") ? cli_get(&args, "backbone") : ENCODER_BUILTIN_NAME;
     const bool quiet = cli_get(&args, "quiet") != NULL;
     data = cli_open_dataset(NAME, cli_get(&args, "dataset"), cli_get(&args, "root"),
                             cli_get(&args, "categories"), SPLIT_TRAIN);
@@ -198,7 +205,8 @@ int cmd_train(int argc, char **argv) {
         goto done;
     }
     if (data->n_categories > DETECTOR_MAX_CLASSES) {
-        rc = cli_error(NAME, "%d categories; at most %d are supported", data->n_categories, DETECTOR_MAX_CLASSES);
+        rc = cli_error(NAME, "%d categories; at most %d are supported", data->n_categories,
+                       DETECTOR_MAX_CLASSES);
         goto done;
     }
     for (int c = 0; c < data->n_categories; c++)
@@ -218,16 +226,22 @@ int cmd_train(int argc, char **argv) {
     {
         int64_t ch, h0, w0;
         feature_encoder_level_shape(d->encoder, 0, &ch, &h0, &w0);
-        int64_t stride = img / h0, deepest = encoder_mode == ENCODER_MULTISCALE ? img >> (levels - 1) : img;
+        int64_t stride = img / h0,
+                deepest = encoder_mode == ENCODER_MULTISCALE ? img >> (levels - 1) : img;
         if (img % h0 || deepest % stride) {
-            rc = cli_error(NAME, "--img-size %lld does not divide into the encoder's stride-%lld cells at %lld "
-                           "levels (use a multiple of %lld)", (long long)img, (long long)stride, (long long)levels,
-                           (long long)(stride << (encoder_mode == ENCODER_MULTISCALE ? levels - 1 : 0)));
+            rc = cli_error(
+                NAME,
+                "--img-size %lld does not divide into the encoder's stride-%lld cells at %lld "
+                "levels (use a multiple of %lld)",
+                (long long)img, (long long)stride, (long long)levels,
+                (long long)(stride << (encoder_mode == ENCODER_MULTISCALE ? levels - 1 : 0)));
             goto done;
         }
     }
     d->preprocess = preprocess_imagenet((int)img, (int)msk);
-    for (int c = 0; c < 3; c++) d->preprocess.mean[c] = d->encoder->norm.mean[c], d->preprocess.std[c] = d->encoder->norm.std[c];
+    for (int c = 0; c < 3; c++)
+        d->preprocess.mean[c] = d->encoder->norm.mean[c],
+        d->preprocess.std[c] = d->encoder->norm.std[c];
     d->n_classes = data->n_categories;
     for (int c = 0; c < d->n_classes; c++)
         snprintf(d->class_names[c], sizeof d->class_names[c], "%s", data->categories[c]);
@@ -236,7 +250,8 @@ int cmd_train(int argc, char **argv) {
     HgadConfig config = hgad_default_config((int)d->encoder->spec.levels, 0, data->n_categories);
     FeatureCacheShape shape = {d->encoder->spec.levels, data->n_samples, {0}, {0}, {0}};
     for (int l = 0; l < shape.levels; l++)
-        feature_encoder_level_shape(d->encoder, l, &shape.dims[l], &shape.heights[l], &shape.widths[l]);
+        feature_encoder_level_shape(d->encoder, l, &shape.dims[l], &shape.heights[l],
+                                    &shape.widths[l]);
     if (resume) {
         Detector *old = detector_load(resume, cli_get(&args, "weights"));
         if (!old) {
@@ -246,11 +261,15 @@ int cmd_train(int argc, char **argv) {
         const char *epoch = hgad_meta_get(&old->meta, "epoch");
         first_epoch = epoch ? atoi(epoch) : 0;
         bool same = old->n_classes == d->n_classes && old->model->config.levels == shape.levels;
-        for (int c = 0; same && c < d->n_classes; c++) same = !strcmp(old->class_names[c], d->class_names[c]);
-        for (int l = 0; same && l < shape.levels; l++) same = old->model->config.dims[l] == shape.dims[l];
+        for (int c = 0; same && c < d->n_classes; c++)
+            same = !strcmp(old->class_names[c], d->class_names[c]);
+        for (int l = 0; same && l < shape.levels; l++)
+            same = old->model->config.dims[l] == shape.dims[l];
         if (!same) {
             detector_free(old);
-            rc = cli_error(NAME, "--resume %s: the checkpoint was trained on other categories or features", resume);
+            rc = cli_error(
+                NAME, "--resume %s: the checkpoint was trained on other categories or features",
+                resume);
             goto done;
         }
         d->model = old->model;
@@ -284,7 +303,8 @@ int cmd_train(int argc, char **argv) {
     created_output = access(output, F_OK) != 0;
     if (!cli_make_dir(NAME, output)) goto done;
     const char *weights = cli_get(&args, "weights");
-    if (hgad_meta_set(&d->meta, "dataset", cli_get(&args, "dataset") ? cli_get(&args, "dataset") : "mvtec") ||
+    if (hgad_meta_set(&d->meta, "dataset",
+                      cli_get(&args, "dataset") ? cli_get(&args, "dataset") : "mvtec") ||
         hgad_meta_set(&d->meta, "root", cli_get(&args, "root")) ||
         (weights && hgad_meta_set(&d->meta, "weights", weights)) || record_options(&d->meta)) {
         rc = cli_error(NAME, "%s", hg_last_error());
@@ -292,11 +312,13 @@ int cmd_train(int argc, char **argv) {
     }
     /* Features: computed once, memory-mapped for every epoch. */
     char fingerprint[2048], cache_path[4096];
-    int len = snprintf(fingerprint, sizeof fingerprint, "backbone=%s;weights=%s;encoder=%d;levels=%d;img=%lld;root=%s;samples=%lld;",
-                       backbone, weights ? weights : "-", encoder_mode, shape.levels, (long long)img,
-                       cli_get(&args, "root"), (long long)data->n_samples);
+    int len = snprintf(fingerprint, sizeof fingerprint,
+                       "backbone=%s;weights=%s;encoder=%d;levels=%d;img=%lld;root=%s;samples=%lld;",
+                       backbone, weights ? weights : "-", encoder_mode, shape.levels,
+                       (long long)img, cli_get(&args, "root"), (long long)data->n_samples);
     for (int c = 0; c < data->n_categories && len < (int)sizeof fingerprint - 80; c++)
-        len += snprintf(fingerprint + len, sizeof fingerprint - (size_t)len, "%s,", data->categories[c]);
+        len += snprintf(fingerprint + len, sizeof fingerprint - (size_t)len, "%s,",
+                        data->categories[c]);
     snprintf(cache_path, sizeof cache_path, "%s/features.cache", output);
     /* every rank has set up (pipeline/comm.h: a command's first collective) */
     if (comm_agree(HG_OK) != HG_OK) {
@@ -305,9 +327,11 @@ int cmd_train(int argc, char **argv) {
     }
     TrainRun run = {data, d, output, NULL, 0};
     /* under mpirun each rank computes its share of the features; rank 0 shows its own */
-    const int64_t share = data->n_samples * (comm_rank() + 1) / comm_size() - data->n_samples * comm_rank() / comm_size();
+    const int64_t share = data->n_samples * (comm_rank() + 1) / comm_size() -
+                          data->n_samples * comm_rank() / comm_size();
     run.progress = progress_start("features", share, quiet ? NULL : stdout);
-    cache = feature_cache_open_or_build_shared(cache_path, fingerprint, &shape, cli_get(&args, "cache-half") != NULL,
+    cache = feature_cache_open_or_build_shared(cache_path, fingerprint, &shape,
+                                               cli_get(&args, "cache-half") != NULL,
                                                produce_features, &run, feature_progress, &run);
     progress_finish(run.progress);
     run.progress = NULL;
@@ -319,21 +343,24 @@ int cmd_train(int argc, char **argv) {
     if (!labels) goto done;
     for (int64_t i = 0; i < data->n_samples; i++) labels[i] = data->samples[i].category;
     const int64_t per_sub = data->n_samples / (batch < data->n_samples ? batch : data->n_samples);
-    const int64_t steps_total = (int64_t)(d->model->config.meta_epochs - first_epoch) * d->model->config.sub_epochs * per_sub;
+    const int64_t steps_total = (int64_t)(d->model->config.meta_epochs - first_epoch) *
+                                d->model->config.sub_epochs * per_sub;
     if (!quiet)
-        printf("training %d categories, %lld images, %d levels, %lld parameters, %d meta epochs x %d sub-epochs\n",
+        printf("training %d categories, %lld images, %d levels, %lld parameters, %d meta epochs x "
+               "%d sub-epochs\n",
                data->n_categories, (long long)data->n_samples, shape.levels,
                (long long)param_set_numel(d->model->params, true), d->model->config.meta_epochs,
                d->model->config.sub_epochs);
     if (!quiet && comm_size() > 1)
-        printf("data parallel: %d ranks (%s), global batch %lld, %lld images per rank\n", comm_size(), comm_backend(),
-               (long long)batch, (long long)batch / comm_size());
+        printf("data parallel: %d ranks (%s), global batch %lld, %lld images per rank\n",
+               comm_size(), comm_backend(), (long long)batch, (long long)batch / comm_size());
     TrainOptions options = {(int)batch, (uint64_t)seed, first_epoch, 0};
     run.progress = progress_start("train", steps_total, quiet ? NULL : stdout);
     hg_status trained = train_hgad(d->model, cache, labels, &options, on_batch, on_epoch, &run);
     progress_finish(run.progress);
     run.progress = NULL;
-    if (trained != HG_OK || comm_agree(detector_measure_deploy_stats(d, cache, labels, 64)) != HG_OK) {
+    if (trained != HG_OK ||
+        comm_agree(detector_measure_deploy_stats(d, cache, labels, 64)) != HG_OK) {
         rc = cli_error(NAME, "%s", hg_last_error());
         goto done;
     }

@@ -27,12 +27,6 @@ static const char *const NAME = "zoo";
 #define ZOO_MAX_ENTRIES 32
 #define ZOO_MAX_ARGS    64
 
-/* Options forwarded unchanged to every 'hgad train' (they win over the configs). */
-static const char *const forwarded[] = {"img-size",   "msk-size", "levels",          "epochs",
-                                        "sub-epochs", "batch",    "coupling-blocks", "cond-dim",
-                                        "lr",         "seed",     "threads",         "cache-half"};
-#define N_FORWARDED ((int)(sizeof forwarded / sizeof forwarded[0]))
-
 static CliOption zoo_options[] = {
     {"root", true, "data set directory", NULL},
     {"dataset", true, "data set format (default mvtec; also synthetic data)", NULL},
@@ -46,7 +40,8 @@ static CliOption zoo_options[] = {
     {"mode", true, "score mode: paper (default) or deployable", NULL},
     {"verbose", false, "show the progress of each training", NULL},
     {"quiet", false, "print nothing but errors", NULL},
-    /* forwarded to 'hgad train' */
+    /* from here on (FIRST_FORWARDED): forwarded unchanged to every 'hgad train'
+       (they win over the configs) */
     {"img-size", true, "image size S of every entry", NULL},
     {"msk-size", true, "mask / score-map size", NULL},
     {"levels", true, "feature levels", NULL},
@@ -60,7 +55,8 @@ static CliOption zoo_options[] = {
     {"threads", true, "OpenMP threads", NULL},
     {"cache-half", false, "store cached features as float16", NULL},
 };
-#define N_OPTIONS ((int)(sizeof zoo_options / sizeof zoo_options[0]))
+#define N_OPTIONS       ((int)(sizeof zoo_options / sizeof zoo_options[0]))
+#define FIRST_FORWARDED 11 /* index of "img-size" */
 
 typedef struct ZooEntry {
     char name[64];
@@ -252,13 +248,13 @@ static int train_model(const ZooEntry *e, const CliArgs *args, const char *categ
     if (cli_get(args, "weights")) ARG("--weights"), ARG(cli_get(args, "weights"));
     if (e->multiscale) ARG("--encoder"), ARG("multiscale");
     if (!verbose) ARG("--quiet");
-    char flags[N_FORWARDED][64];
-    for (int i = 0; i < N_FORWARDED; i++) {
-        const char *v = cli_get(args, forwarded[i]);
-        if (!v) continue;
-        snprintf(flags[i], sizeof flags[i], "--%s", forwarded[i]);
-        ARG(flags[i]);
-        if (strcmp(forwarded[i], "cache-half")) ARG(v);
+    char flags[N_OPTIONS - FIRST_FORWARDED][64];
+    for (int i = FIRST_FORWARDED; i < N_OPTIONS; i++) {
+        const CliOption *o = &args->options[i];
+        if (!o->value) continue;
+        snprintf(flags[i - FIRST_FORWARDED], sizeof flags[0], "--%s", o->name);
+        ARG(flags[i - FIRST_FORWARDED]);
+        if (o->takes_value) ARG(o->value);
     }
 #undef ARG
     argv[argc] = NULL;

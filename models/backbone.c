@@ -260,8 +260,9 @@ static hg_status validate_file(const Backbone *bb, const SafetensorsFile *f, con
 
 static void fold_all(Backbone *bb) {
     for (int i = 0; i < bb->n_units; i++) {
-        /* Folding changes the weights, and so may whoever got the params. */
-        if (bb->weights_exposed || !convbn_is_folded(bb->units[i])) convbn_invalidate(bb->units[i]);
+        /* Weights change only through backbone_params or a load, both of
+         * which set weights_exposed; caches exist only after a fold. */
+        if (bb->weights_exposed) convbn_invalidate(bb->units[i]);
         convbn_fold(bb->units[i]);
     }
     bb->weights_exposed = false;
@@ -277,13 +278,13 @@ hg_status backbone_load_weights(Backbone *bb, const char *path) {
         /* Names are known to be right: copy what is there (extra entries are
          * the tolerated ones). */
         LoadReport report;
+        bb->weights_exposed = true; /* new weights (even a failed load may write some) */
         s = param_set_load_from(bb->params, f, path, false, NULL, NULL, &report);
         load_report_free(&report);
     }
     safetensors_close(f);
     if (s != HG_OK) return s;
     bb->head_loaded = head;
-    bb->weights_exposed = true; /* new weights: drop the units' caches */
     fold_all(bb);
     return HG_OK;
 }

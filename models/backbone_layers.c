@@ -181,35 +181,26 @@ Tensor *convbn_forward(const ConvBn *u, const Tensor *x, const Tensor *residual,
         hg_fail(HG_ERR_ARG, "backbone: input scaling needs a 1x1 stride-1 convolution");
         return NULL;
     }
+    /* What the convolution kernel did not fuse is left to one pass over the
+     * output below: residual, activation and plane means. */
+    Activation act = u->act;
     const WinogradFilter *wino = in_scale ? NULL : winograd_filter(u, x);
+    Tensor *y;
     if (wino) {
-        /* Bias, residual and ReLU in the inverse transform; what is left
-         * (another activation, plane means) in the pass below. */
-        bool fused = u->act == ACT_RELU || u->act == ACT_IDENTITY;
-        Tensor *y = conv2d_winograd_forward(x, wino, u->bn_bias, fused ? residual : NULL,
-                                            fused && u->act == ACT_RELU, &u->spec);
-        if (!y) return NULL;
-        Tensor *rc = residual && !fused ? tensor_contiguous(residual) : NULL;
-        if (residual && !fused && (check_residual(y, residual) != HG_OK || !rc)) {
-            tensor_free(rc);
-            tensor_free(y);
-            return NULL;
-        }
-        if (!fused || plane_means)
-            act_planes(y, NULL, rc, fused ? ACT_IDENTITY : u->act, plane_means);
-        tensor_free(rc);
-        return y;
-    }
-    /* nn/conv2d picks its 1x1, depthwise or im2col kernel and adds the bias;
-     * residual, activation and plane means follow in one pass over the output. */
-    if (!in_scale && !residual && u->act == ACT_RELU) {
+        /* Bias, residual and ReLU in the inverse transform. */
+        bool fused = act == ACT_RELU || act == ACT_IDENTITY;
+        y = conv2d_winograd_forward(x, wino, u->bn_bias, fused ? residual : NULL,
+                                    fused && act == ACT_RELU, &u->spec);
+        if (fused) residual = NULL, act = ACT_IDENTITY;
+    } else if (!in_scale && !residual && act == ACT_RELU) {
         /* conv + ReLU in one pass (the ResNet stem and stride-2 convolutions). */
-        Tensor *y = conv2d_forward_relu(x, u->weight, u->bn_bias, &u->spec);
-        if (y && plane_means) act_planes(y, NULL, NULL, ACT_IDENTITY, plane_means);
-        return y;
+        y = conv2d_forward_relu(x, u->weight, u->bn_bias, &u->spec);
+        act = ACT_IDENTITY;
+    } else {
+        /* nn/conv2d picks its 1x1, depthwise or im2col kernel and adds the bias. */
+        y = in_scale ? gated_pointwise(u, x, in_scale)
+                     : conv2d_forward(x, u->weight, u->bn_bias, &u->spec);
     }
-    Tensor *y = in_scale ? gated_pointwise(u, x, in_scale)
-                         : conv2d_forward(x, u->weight, u->bn_bias, &u->spec);
     if (!y) return NULL;
     Tensor *rc = residual ? tensor_contiguous(residual) : NULL;
     if (check_residual(y, residual) != HG_OK || (residual && !rc)) {
@@ -217,7 +208,7 @@ Tensor *convbn_forward(const ConvBn *u, const Tensor *x, const Tensor *residual,
         tensor_free(y);
         return NULL;
     }
-    act_planes(y, NULL, rc, u->act, plane_means);
+    act_planes(y, NULL, rc, act, plane_means);
     tensor_free(rc);
     return y;
 }

@@ -184,7 +184,6 @@ Var *coupling_fused_forward(const CouplingBlock *b, Tape *tape, Var *x, Var *con
     const bool new_clamp = b->options.new_clamp;
     const bool needs_grad = tape_grad_enabled(tape) && block_needs_grad(b, x, cond);
 
-    if (!cond) rows = NULL;
     FusedContext *ctx = calloc(1, sizeof *ctx);
     Tensor *a = tensor_empty(SHAPE(N, 2 * A)), *v = tensor_empty(SHAPE(N, D));
     /* Q = C W1b^T + b1 per distinct condition row (factored path only). */

@@ -15,13 +15,13 @@
  * equals gemm()'s: the AVX2 path sums in the im2col path's order; the AVX-512
  * tile starts from the bias instead of adding it last (a rounding-level
  * difference). A ReLU can be applied to each block while it is in cache. */
-#include <stdlib.h>
 #include <string.h>
 
 #include <omp.h>
 
 #include "nn/conv2d_implicit.h"
 #include "tensor/gemm_internal.h"
+#include "tensor/storage_pool.h"
 
 #define IMPLICIT_KC            512 /* K blocks of at most this many rows, as gemm() */
 #define IMPLICIT_ITEM_PIX      128 /* at most about this many outputs per work item */
@@ -42,11 +42,6 @@ typedef struct ImplicitJob {
     int mr, nr; /* tile: output channels x outputs (6 x 16 AVX2, 8 x 48 AVX-512) */
     bool avx512, relu;
 } ImplicitJob;
-
-static float *alloc_floats(int64_t n) {
-    size_t bytes = ((size_t)(n > 0 ? n : 1) * sizeof(float) + 63) / 64 * 64;
-    return aligned_alloc(64, bytes);
-}
 
 /* Width of a packed B panel holding nr valid outputs. */
 static int panel_width(const ImplicitJob *jb, int nr) {
@@ -194,15 +189,19 @@ hg_status conv2d_implicit_forward(float *out, const float *x, const float *w, co
     int64_t item_pix = per_item * jb.nr, items = (ohw + item_pix - 1) / item_pix;
     int64_t bfloats = item_pix * jb.kc_max;
 
-    float *planes = alloc_floats(g->c_in * plane_floats);
-    float *apack = alloc_floats(jb.m_pad * k);
-    float *bpack = alloc_floats(bfloats * threads);
-    int64_t *tap = malloc(sizeof(int64_t) * (size_t)k);
-    if (!planes || !apack || !bpack || !tap) {
-        free(planes);
-        free(apack);
-        free(bpack);
-        free(tap);
+    /* Scratch from the storage pool: a large layer's planes and packed
+     * weights are megabytes, which fresh pages would fault in on every call.
+     * Separate blocks, so that sanitizers see an overrun of each. */
+    size_t bytes[4] = {sizeof(float) * (size_t)(g->c_in * plane_floats),
+                       sizeof(float) * (size_t)(jb.m_pad * k),
+                       sizeof(float) * (size_t)(bfloats * threads), sizeof(int64_t) * (size_t)k};
+    void *scratch[4];
+    bool ok = true;
+    for (int i = 0; i < 4; i++) ok &= (scratch[i] = storage_pool_alloc(bytes[i])) != NULL;
+    float *planes = scratch[0], *apack = scratch[1], *bpack = scratch[2];
+    int64_t *tap = scratch[3];
+    if (!ok) {
+        for (int i = 0; i < 4; i++) storage_pool_free(scratch[i], bytes[i]);
         return hg_fail(HG_ERR_NOMEM, "conv2d: no memory for the implicit-GEMM buffers");
     }
     for (int64_t r = 0; r < k; r++) {
@@ -236,9 +235,6 @@ hg_status conv2d_implicit_forward(float *out, const float *x, const float *w, co
             }
         }
     }
-    free(planes);
-    free(apack);
-    free(bpack);
-    free(tap);
+    for (int i = 0; i < 4; i++) storage_pool_free(scratch[i], bytes[i]);
     return HG_OK;
 }

@@ -229,7 +229,7 @@ static int64_t point_stride(int64_t floats) {
 }
 
 static int64_t round_panel(int64_t n) {
-    return (n + WINO_PANEL - 1) / WINO_PANEL * WINO_PANEL;
+    return ceil_div(n, WINO_PANEL) * WINO_PANEL;
 }
 
 /* Tiles per block so that V + M take about `bytes`, in whole panels. */

@@ -164,6 +164,15 @@ static inline float max_step(float best, float v) {
     return (v > best || v != v) ? v : best;
 }
 
+/* o updated with input row r over the in-image part of output x's window (the
+ * columns near the edges, whose windows are clipped). */
+static inline float clipped_row_max(float o, const float *r, const PoolGeom *g, int64_t x) {
+    int64_t ws = x * g->sw - g->pw;
+    int64_t w0 = ws > 0 ? ws : 0, w1 = ws + g->kw < g->w ? ws + g->kw : g->w;
+    for (int64_t j = w0; j < w1; j++) o = max_step(o, r[j]);
+    return o;
+}
+
 /* Output row y of one max-pooled plane. Every window row updates the outputs
  * in row-major tap order, as window_argmax visits them; the columns whose
  * windows lie inside the input (most of them) skip the clipping. */
@@ -179,31 +188,24 @@ static void maxpool_row(float *o, const float *plane, const PoolGeom *g, int64_t
     for (int64_t x = 0; x < g->ow; x++) o[x] = -INFINITY;
     for (int64_t i = h0; i < h1; i++) {
         const float *r = plane + i * g->w;
-        for (int64_t x = 0; x < g->ow; x++) {
-            if (x == xa && xb > xa) {
-                const float *c = r + xa * g->sw - g->pw;
-                if (g->kw == 3 && g->sw == 2) {
-                    for (int64_t k = 0; k < xb - xa; k++) {
-                        float m = max_step(o[xa + k], c[2 * k]);
-                        m = max_step(m, c[2 * k + 1]);
-                        o[xa + k] = max_step(m, c[2 * k + 2]);
-                    }
-                } else {
-                    for (int64_t k = 0; k < xb - xa; k++, c += g->sw) {
-                        float m = o[xa + k];
-                        for (int j = 0; j < g->kw; j++) m = max_step(m, c[j]);
-                        o[xa + k] = m;
-                    }
+        for (int64_t x = 0; x < xa; x++) o[x] = clipped_row_max(o[x], r, g, x);
+        if (xb > xa) {
+            const float *c = r + xa * g->sw - g->pw;
+            if (g->kw == 3 && g->sw == 2) { /* the ResNet stem pool, unrolled */
+                for (int64_t k = 0; k < xb - xa; k++) {
+                    float m = max_step(o[xa + k], c[2 * k]);
+                    m = max_step(m, c[2 * k + 1]);
+                    o[xa + k] = max_step(m, c[2 * k + 2]);
                 }
-                x = xb - 1;
-                continue;
+            } else {
+                for (int64_t k = 0; k < xb - xa; k++, c += g->sw) {
+                    float m = o[xa + k];
+                    for (int j = 0; j < g->kw; j++) m = max_step(m, c[j]);
+                    o[xa + k] = m;
+                }
             }
-            int64_t ws = x * g->sw - g->pw;
-            int64_t w0 = ws > 0 ? ws : 0, w1 = ws + g->kw < g->w ? ws + g->kw : g->w;
-            float m = o[x];
-            for (int64_t j = w0; j < w1; j++) m = max_step(m, r[j]);
-            o[x] = m;
         }
+        for (int64_t x = xb; x < g->ow; x++) o[x] = clipped_row_max(o[x], r, g, x);
     }
 }
 

@@ -33,12 +33,6 @@ static const int64_t g_nc = 4096; /* multiple of GEMM_NR */
  * (measured: 2 threads win from about 64 x 64 x 64 on). */
 #define GEMM_PARALLEL_MIN_MACS (64.0 * 64.0 * 64.0)
 
-static atomic_bool g_force_portable;
-
-void gemm_force_portable(bool on) {
-    atomic_store(&g_force_portable, on);
-}
-
 static int64_t min64(int64_t a, int64_t b) {
     return a < b ? a : b;
 }
@@ -197,7 +191,7 @@ static const GemmImpl g_portable = {microkernel_portable, pack_a, pack_b_panel};
 static const GemmImpl g_avx2 = {gemm_microkernel_avx2, gemm_pack_a_avx2, gemm_pack_b_panel_avx2};
 
 static const GemmImpl *active_impl(void) {
-    return hg_cpu_has_avx2_fma() && !atomic_load(&g_force_portable) ? &g_avx2 : &g_portable;
+    return hg_cpu_has_avx2_fma() ? &g_avx2 : &g_portable;
 }
 
 const char *gemm_kernel_name(void) {

@@ -40,7 +40,4 @@ void gemm_pack_a_avx2(bool trans, const float *a, int64_t lda, int64_t i0, int64
 void gemm_pack_b_panel_avx2(bool trans, const float *b, int64_t ldb, int64_t j, int nr, int64_t p0,
                             int64_t kc, float *dst);
 
-/* Tests: true makes gemm() use the portable micro-kernel even on AVX2 CPUs. */
-void gemm_force_portable(bool on);
-
 #endif

@@ -12,16 +12,7 @@ static char out[16384];
 /* Runs "hgad ARGS", capturing stdout+stderr into out; returns the exit code. */
 #define hgad(...) test_run_hgad(out, sizeof out, __VA_ARGS__)
 
-/* An error: non-zero exit, exactly one line, containing `needle`. */
-static void assert_error(int rc, const char *needle) {
-    if (rc == 0) fail_msg("expected a failure, got exit 0: %s", out);
-    size_t len = strlen(out);
-    int lines = 0;
-    for (size_t i = 0; i < len; i++) lines += out[i] == '\n';
-    if (lines != 1 || strncmp(out, "hgad ", 5) != 0)
-        fail_msg("expected one 'hgad ...' line, got: %s", out);
-    if (!strstr(out, needle)) fail_msg("expected '%s' in: %s", needle, out);
-}
+#define assert_error(rc, needle) test_assert_cli_error(out, rc, needle)
 
 static const char *TRAIN = "train --img-size 64 --levels 2 --epochs 3 --sub-epochs 1 --batch 2 "
                            "--coupling-blocks 1 --cond-dim 8 --intra-centers 2 --quiet";

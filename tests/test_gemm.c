@@ -81,9 +81,9 @@ static void check_case(const Case *cs) {
 
     gemm_reference(cs->ta, cs->tb, m, n, k, cs->alpha, a.data, a.ld, b.data, b.ld, cs->beta,
                    expected + cs->offset, c.ld);
-    gemm_force_portable(cs->portable);
+    hg_cpu_set_limit(cs->portable ? HG_CPU_PORTABLE : HG_CPU_AVX512);
     gemm(cs->ta, cs->tb, m, n, k, cs->alpha, a.data, a.ld, b.data, b.ld, cs->beta, c.data, c.ld);
-    gemm_force_portable(false);
+    hg_cpu_set_limit(HG_CPU_AVX512);
 
     for (int64_t i = 0; i < m; i++)
         for (int64_t j = 0; j < n; j++) {
@@ -160,9 +160,9 @@ static void test_shapes_and_transposes(void **state) {
 static void test_portable_kernel(void **state) {
     (void)state;
     sweep(true);
-    gemm_force_portable(true);
+    hg_cpu_set_limit(HG_CPU_PORTABLE);
     assert_string_equal(gemm_kernel_name(), "portable");
-    gemm_force_portable(false);
+    hg_cpu_set_limit(HG_CPU_AVX512);
 }
 
 /* The portable and the active kernel agree to within rounding on one product. */
@@ -175,9 +175,9 @@ static void test_portable_matches_active(void **state) {
     assert_non_null(c1);
     assert_non_null(c2);
     gemm(false, false, m, n, k, 1.0f, a.data, k, b.data, n, 0.0f, c1, n);
-    gemm_force_portable(true);
+    hg_cpu_set_limit(HG_CPU_PORTABLE);
     gemm(false, false, m, n, k, 1.0f, a.data, k, b.data, n, 0.0f, c2, n);
-    gemm_force_portable(false);
+    hg_cpu_set_limit(HG_CPU_AVX512);
     for (int64_t i = 0; i < m * n; i++)
         if (!(fabs(c1[i] - c2[i]) <= 1e-4))
             fail_msg("element %lld: %g vs %g", (long long)i, c1[i], c2[i]);

@@ -137,15 +137,7 @@ static void test_entries_and_config_dir(void **state) {
     assert_null(strstr(doc, "| cflow_ad |"));
 }
 
-/* One line on stderr, a non-zero exit, nothing trained. */
-static void assert_error(int rc, const char *needle) {
-    if (rc == 0) fail_msg("expected a failure, got exit 0: %s", out);
-    int lines = 0;
-    for (const char *p = out; *p; p++) lines += *p == '\n';
-    if (lines != 1 || strncmp(out, "hgad ", 5) != 0)
-        fail_msg("expected one 'hgad ...' line, got: %s", out);
-    if (!strstr(out, needle)) fail_msg("expected '%s' in: %s", needle, out);
-}
+#define assert_error(rc, needle) test_assert_cli_error(out, rc, needle)
 
 static void test_bad_input(void **state) {
     assert_int_equal(hgad("zoo --help"), 0);

@@ -218,3 +218,12 @@ int test_run_at_cpu_levels_(const char *name, const struct CMUnitTest *tests, si
     hg_cpu_set_limit(HG_CPU_AVX512);
     return failed;
 }
+
+void test_assert_cli_error(const char *out, int rc, const char *needle) {
+    if (rc == 0) fail_msg("expected a failure, got exit 0: %s", out);
+    int lines = 0;
+    for (const char *p = out; *p; p++) lines += *p == '\n';
+    if (lines != 1 || strncmp(out, "hgad ", 5) != 0)
+        fail_msg("expected one 'hgad ...' line, got: %s", out);
+    if (!strstr(out, needle)) fail_msg("expected '%s' in: %s", needle, out);
+}

@@ -72,6 +72,9 @@ const char *test_build_dir(void);
  * (-1 when the command could not be run or did not exit normally). */
 int test_run_hgad(char *out, size_t size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Asserts `out` of a failed test_run_hgad is a command error: exit code rc is
+ * non-zero and out is exactly one line, starting "hgad " and containing `needle`. */
+void test_assert_cli_error(const char *out, int rc, const char *needle);
 /* test_temp_dir_create(tag), then "hgad synth" of a small two-category
  * (weave, disc) 64 px data set into <temp dir>/data; 0, or -1 after printing
  * why to stderr. */
